@@ -1,0 +1,3 @@
+//! `oxetcd`: the production server. Configuration (etcd's flags and `ETCD_*` variables),
+//! storage on fjall, the peer transport, the node loop that drives `oxetcd_spec`, and the
+//! client APIs (v3 gRPC, v3 JSON gateway, v2 keys API, health, metrics).
