@@ -1,0 +1,517 @@
+//! Checks over a recorded [`History`]: linearizability (porcupine-rs against the models
+//! in [`super::model`]), serializable reads, acknowledged writes lost, and (in
+//! [`super::watch`]) watch streams.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use porcupine_rs::{CheckResult, Model, Operation};
+
+use super::history::{History, KvOp, KvResult, Op, Request, Response, WatchEvent};
+use super::model::{KvModel, ModelOp, RegisterModel};
+
+/// Which model a history is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Per-key registers (single-key Put/Get histories), partitioned by key.
+    Register,
+    /// One global revisioned KV with leases.
+    Kv,
+}
+
+/// The linearizability verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Linearizable.
+    Linearizable,
+    /// Not linearizable.
+    Violation,
+    /// The checker ran out of time.
+    Unknown,
+}
+
+/// Outcome of a linearizability check.
+#[derive(Clone, Debug)]
+pub struct LinReport {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Operations given to the checker (after dropping failed and unknown reads).
+    pub ops_checked: usize,
+    /// Number of partitions checked.
+    pub partitions: usize,
+    /// Wall time of the check.
+    pub elapsed: Duration,
+    /// HTML visualisation of the failing partition (when a violation was found).
+    pub html: Option<PathBuf>,
+    /// A reduced sub-history that is still not linearizable, one line per operation.
+    pub excerpt: Vec<String>,
+}
+
+/// Options of the linearizability check.
+#[derive(Clone, Debug)]
+pub struct LinOptions {
+    /// Model to check against.
+    pub model: ModelKind,
+    /// The store's revision before the run (used by [`ModelKind::Kv`]).
+    pub initial_revision: i64,
+    /// Time limit of the search.
+    pub timeout: Duration,
+    /// Check serializable reads as if they were linearizable (a deliberate misuse that
+    /// the tests use to prove stale reads are caught).
+    pub serializable_as_linearizable: bool,
+    /// Where to write the HTML visualisation of a violation (`None`: not written).
+    pub html_dir: Option<PathBuf>,
+}
+
+const NEVER: i64 = i64::MAX;
+
+/// Turns the history into the checker's operations: failed operations and reads of
+/// unknown outcome are dropped (they had no effect), writes of unknown outcome get an
+/// infinite return time, and a synthetic expiry is added for every granted lease.
+pub fn to_operations(history: &[Op], opts: &LinOptions) -> Vec<Operation<KvModel>> {
+    let mut out = Vec::new();
+    if opts.model == ModelKind::Kv {
+        out.push(Operation {
+            client_id: Some(u32::MAX),
+            call_time: i64::MIN + 2,
+            return_time: i64::MIN + 3,
+            op: ModelOp::Init {
+                revision: opts.initial_revision,
+            },
+            metadata: None,
+        });
+    }
+    for (i, op) in history.iter().enumerate() {
+        if op.failed {
+            continue;
+        }
+        if matches!(op.req, Request::SerializableGet { .. }) && !opts.serializable_as_linearizable {
+            continue;
+        }
+        if op.resp.is_none() && !op.req.is_write() {
+            continue;
+        }
+        out.push(Operation {
+            client_id: Some(op.client),
+            call_time: op.call,
+            return_time: if op.resp.is_some() {
+                op.ret.unwrap_or(NEVER)
+            } else {
+                NEVER
+            },
+            op: ModelOp::Do {
+                req: op.req.clone(),
+                resp: op.resp.clone(),
+            },
+            metadata: Some(i),
+        });
+    }
+    out.extend(lease_expiries(history));
+    out
+}
+
+/// Synthetic expiry operations: a lease can expire no earlier than its TTL after the
+/// later of its grant and its last successful keep-alive was invoked; when that is, is
+/// unobserved, so the expiry has an infinite return time. A lease revoked (with a known
+/// response) before it could expire gets none.
+fn lease_expiries(history: &[Op]) -> Vec<Operation<KvModel>> {
+    let mut grants: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for op in history {
+        if let Request::LeaseGrant { id, ttl } = op.req
+            && !op.failed
+        {
+            grants.insert(id, (op.call, ttl));
+        }
+    }
+    let mut out = Vec::new();
+    for (id, (grant_call, ttl)) in grants {
+        let mut earliest = grant_call;
+        let mut revoked_at: Option<i64> = None;
+        for op in history {
+            match op.req {
+                Request::LeaseKeepAlive { id: l }
+                    if l == id && op.resp == Some(Response::LeaseOk) =>
+                {
+                    earliest = earliest.max(op.call);
+                }
+                Request::LeaseRevoke { id: l } if l == id && op.resp.is_some() => {
+                    revoked_at = Some(
+                        revoked_at
+                            .map_or(op.ret.unwrap_or(NEVER), |r| r.min(op.ret.unwrap_or(NEVER))),
+                    );
+                }
+                _ => {}
+            }
+        }
+        // 50 ms of slack for the leader's clock against ours.
+        let expiry = earliest
+            .saturating_add(ttl.saturating_mul(1_000_000_000))
+            .saturating_sub(50_000_000);
+        if revoked_at.is_some_and(|r| r < expiry) {
+            continue;
+        }
+        out.push(Operation {
+            client_id: Some(u32::MAX - 1),
+            call_time: expiry,
+            return_time: NEVER,
+            op: ModelOp::Do {
+                req: Request::LeaseExpire { id },
+                resp: None,
+            },
+            metadata: None,
+        });
+    }
+    out
+}
+
+fn convert<M: Model<Op = ModelOp, Metadata = usize>>(
+    ops: &[Operation<KvModel>],
+) -> Vec<Operation<M>> {
+    ops.iter()
+        .map(|o| Operation {
+            client_id: o.client_id,
+            call_time: o.call_time,
+            return_time: o.return_time,
+            op: o.op.clone(),
+            metadata: o.metadata,
+        })
+        .collect()
+}
+
+/// Checks the history for linearizability.
+pub fn check_linearizable(history: &[Op], opts: &LinOptions) -> LinReport {
+    let ops = to_operations(history, opts);
+    match opts.model {
+        ModelKind::Kv => check_with::<KvModel>(history, convert(&ops), opts),
+        ModelKind::Register => check_with::<RegisterModel>(history, convert(&ops), opts),
+    }
+}
+
+fn check_with<M: Model<Op = ModelOp, Metadata = usize>>(
+    history: &[Op],
+    ops: Vec<Operation<M>>,
+    opts: &LinOptions,
+) -> LinReport {
+    let started = Instant::now();
+    let ops_checked = ops.len();
+    let parts = M::partition_operations(&ops);
+    let partitions = parts.len();
+    let mut verdict = Verdict::Linearizable;
+    let mut failing = None;
+    for part in parts {
+        let left = opts.timeout.saturating_sub(started.elapsed());
+        match porcupine_rs::check_operations_timeout::<SinglePartition<M>>(&wrap(&part), left) {
+            CheckResult::Ok => {}
+            CheckResult::Illegal => {
+                verdict = Verdict::Violation;
+                failing = Some(part);
+                break;
+            }
+            CheckResult::Unknown => verdict = Verdict::Unknown,
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut report = LinReport {
+        verdict,
+        ops_checked,
+        partitions,
+        elapsed,
+        html: None,
+        excerpt: vec![],
+    };
+    if let Some(part) = failing {
+        let reduced = reduce::<M>(part.clone(), Duration::from_secs(10));
+        report.excerpt = reduced
+            .iter()
+            .map(|o| match o.metadata {
+                Some(i) => history[i].to_string(),
+                None => format!("(synthetic) {}", M::describe_operation(&o.op)),
+            })
+            .collect();
+        if let Some(dir) = &opts.html_dir {
+            report.html = write_html::<M>(&part, dir).ok();
+        }
+    }
+    report
+}
+
+/// Wraps a model so porcupine checks one already-split partition as a whole.
+#[derive(Clone, Debug)]
+struct SinglePartition<M>(std::marker::PhantomData<M>);
+
+impl<M: Model> Model for SinglePartition<M> {
+    type State = M::State;
+    type Op = M::Op;
+    type Metadata = M::Metadata;
+    fn init() -> M::State {
+        M::init()
+    }
+    fn step(state: &M::State, op: &M::Op) -> (bool, M::State) {
+        M::step(state, op)
+    }
+    fn describe_operation(op: &M::Op) -> String {
+        M::describe_operation(op)
+    }
+    fn describe_state(state: &M::State) -> String {
+        M::describe_state(state)
+    }
+}
+
+fn wrap<M: Model>(ops: &[Operation<M>]) -> Vec<Operation<SinglePartition<M>>> {
+    ops.iter()
+        .map(|o| Operation {
+            client_id: o.client_id,
+            call_time: o.call_time,
+            return_time: o.return_time,
+            op: o.op.clone(),
+            metadata: o.metadata.clone(),
+        })
+        .collect()
+}
+
+fn illegal<M: Model>(ops: &[Operation<M>], timeout: Duration) -> bool {
+    porcupine_rs::check_operations_timeout::<SinglePartition<M>>(&wrap(ops), timeout)
+        == CheckResult::Illegal
+}
+
+fn is_read(op: &ModelOp) -> bool {
+    matches!(op, ModelOp::Do { req, .. } if !req.is_write())
+}
+
+/// Cuts the history at invocation time `t`: operations invoked before `t` stay as they
+/// are; writes invoked later stay with an unknown outcome; later reads go. If the
+/// whole history is linearizable, so is every cut, so an illegal cut is a genuine
+/// counterexample.
+fn cut<M: Model<Op = ModelOp>>(ops: &[Operation<M>], t: i64) -> Vec<Operation<M>> {
+    ops.iter()
+        .filter(|o| o.call_time < t || !is_read(&o.op))
+        .map(|o| {
+            let mut o = o.clone();
+            if o.call_time >= t {
+                o.return_time = NEVER;
+                if let ModelOp::Do { resp, .. } = &mut o.op {
+                    *resp = None;
+                }
+            }
+            o
+        })
+        .collect()
+}
+
+/// Shrinks a non-linearizable partition to a short sub-history that is still not
+/// linearizable: the earliest illegal cut, then reads removed while it stays illegal
+/// (removing reads never makes a linearizable history illegal).
+pub fn reduce<M: Model<Op = ModelOp>>(
+    mut ops: Vec<Operation<M>>,
+    budget: Duration,
+) -> Vec<Operation<M>> {
+    let started = Instant::now();
+    let step = Duration::from_secs(2);
+    ops.sort_by_key(|o| o.call_time);
+    let mut calls: Vec<i64> = ops.iter().map(|o| o.call_time).collect();
+    calls.dedup();
+    // Binary search for the earliest cut that is illegal (the full history is).
+    let (mut lo, mut hi) = (0usize, calls.len());
+    while lo < hi && started.elapsed() < budget / 2 {
+        let mid = (lo + hi) / 2;
+        let t = calls.get(mid).copied().unwrap_or(NEVER).saturating_add(1);
+        if illegal(&cut(&ops, t), step) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let t = calls.get(hi).copied().unwrap_or(NEVER).saturating_add(1);
+    let mut current = cut(&ops, t);
+    if !illegal(&current, step) {
+        current = ops;
+    }
+    // Drop reads in shrinking chunks while the history stays illegal.
+    let mut chunk = current.len().max(1);
+    while chunk >= 1 && started.elapsed() < budget {
+        let mut i = 0;
+        let mut removed_any = false;
+        while i < current.len() && started.elapsed() < budget {
+            let end = (i + chunk).min(current.len());
+            if current[i..end].iter().all(|o| is_read(&o.op)) {
+                let mut trial = current.clone();
+                trial.drain(i..end);
+                if illegal(&trial, step) {
+                    current = trial;
+                    removed_any = true;
+                    continue;
+                }
+            }
+            i = end;
+        }
+        if chunk == 1 {
+            if !removed_any {
+                break;
+            }
+        } else {
+            chunk /= 2;
+        }
+    }
+    current
+}
+
+fn write_html<M: Model>(ops: &[Operation<M>], dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let (_, info) = porcupine_rs::check_operations_info_timeout::<SinglePartition<M>>(
+        &wrap(ops),
+        Duration::from_secs(20),
+    );
+    let path = dir.join("violation.html");
+    porcupine_rs::visualize_path::<SinglePartition<M>>(&info, &path)?;
+    Ok(path)
+}
+
+/// Acknowledged writes missing from the store's event log: each acknowledged Put must
+/// appear in the log at its response's revision with its value, and each acknowledged
+/// Delete that removed keys must appear as deletes at its revision.
+pub fn lost_writes(history: &History) -> Vec<String> {
+    let mut by_rev: BTreeMap<(i64, &str), &WatchEvent> = BTreeMap::new();
+    for e in &history.log {
+        by_rev.insert((e.revision, e.key.as_str()), e);
+    }
+    let mut lost = Vec::new();
+    for op in &history.ops {
+        let (
+            Request::Txn { then, els, .. },
+            Some(Response::Txn {
+                succeeded,
+                revision,
+                results,
+            }),
+        ) = (&op.req, &op.resp)
+        else {
+            continue;
+        };
+        let branch = if *succeeded { then } else { els };
+        for (kvop, result) in branch.iter().zip(results) {
+            match (kvop, result) {
+                (KvOp::Put { key, value, .. }, KvResult::Put) => {
+                    let found = by_rev
+                        .get(&(*revision, key.as_str()))
+                        .is_some_and(|e| e.value.as_deref() == Some(value.as_str()));
+                    if !found {
+                        lost.push(format!("{op}: put({key}={value}) at rev {revision} is not in the store's history"));
+                    }
+                }
+                (KvOp::Delete { key, prefix }, KvResult::Delete(n)) if *n > 0 => {
+                    let seen = history
+                        .log
+                        .iter()
+                        .filter(|e| {
+                            e.revision == *revision
+                                && e.value.is_none()
+                                && if *prefix {
+                                    e.key.starts_with(key.as_str())
+                                } else {
+                                    e.key == *key
+                                }
+                        })
+                        .count() as i64;
+                    if seen != *n {
+                        lost.push(format!(
+                            "{op}: {n} deletes at rev {revision}, store's history has {seen}"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    lost
+}
+
+/// Anomalies of serializable reads: a value nobody wrote, a value written only after
+/// the read returned (from the future), a value that is not the key's value at the
+/// read's own header revision in the store's history, and, per client, header or mod
+/// revisions going backwards.
+pub fn serializable_anomalies(history: &History) -> Vec<String> {
+    // Who wrote each (key, value), and when it was invoked.
+    let mut writers: BTreeMap<(&str, &str), &Op> = BTreeMap::new();
+    for op in &history.ops {
+        if let Request::Txn { then, els, .. } = &op.req {
+            for k in then.iter().chain(els) {
+                if let KvOp::Put { key, value, .. } = k {
+                    writers.insert((key.as_str(), value.as_str()), op);
+                }
+            }
+        }
+    }
+    // The store's history per key: (revision, value) in order.
+    let mut per_key: BTreeMap<&str, Vec<(i64, Option<&str>)>> = BTreeMap::new();
+    for e in &history.log {
+        per_key
+            .entry(e.key.as_str())
+            .or_default()
+            .push((e.revision, e.value.as_deref()));
+    }
+    let log_end = history.log.iter().map(|e| e.revision).max().unwrap_or(0);
+    let mut last_rev: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut ops: Vec<&Op> = history.ops.iter().collect();
+    ops.sort_by_key(|o| o.call);
+    for op in ops {
+        let (
+            Request::SerializableGet { key },
+            Some(Response::Txn {
+                revision, results, ..
+            }),
+        ) = (&op.req, &op.resp)
+        else {
+            continue;
+        };
+        let seen = match results.as_slice() {
+            [KvResult::Range(kvs)] => kvs.first(),
+            _ => {
+                out.push(format!("{op}: malformed response"));
+                continue;
+            }
+        };
+        if let Some(kv) = seen {
+            match writers.get(&(key.as_str(), kv.value.as_str())) {
+                None => out.push(format!("{op}: value was never written")),
+                Some(w) if op.ret.is_some_and(|r| w.call > r) => {
+                    out.push(format!("{op}: value from the future (written by: {w})"));
+                }
+                Some(w) => {
+                    if let Some(Response::Txn { revision: wr, .. }) = &w.resp
+                        && *wr != kv.mod_rev
+                    {
+                        out.push(format!(
+                            "{op}: mod revision {} but the write was at {wr}",
+                            kv.mod_rev
+                        ));
+                    }
+                }
+            }
+            if kv.mod_rev > *revision {
+                out.push(format!("{op}: mod revision above header revision"));
+            }
+        }
+        if *revision <= log_end {
+            let at = per_key
+                .get(key.as_str())
+                .and_then(|evs| evs.iter().rev().find(|(r, _)| *r <= *revision))
+                .and_then(|(_, v)| *v);
+            if at != seen.map(|kv| kv.value.as_str()) {
+                out.push(format!(
+                    "{op}: the store's value at rev {revision} is {}",
+                    at.unwrap_or("absent")
+                ));
+            }
+        }
+        let last = last_rev.entry(op.client).or_insert(0);
+        if *revision < *last {
+            out.push(format!(
+                "{op}: revision went back from {last} (not monotonic for this client)"
+            ));
+        }
+        *last = (*last).max(*revision);
+    }
+    out
+}
