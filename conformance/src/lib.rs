@@ -2,11 +2,4 @@
 //! (transcript record and replay) and checks concurrent histories for linearizability
 //! under injected faults. Black-box: it talks only to client URLs, never to server code.
 
-pub mod deviations;
-pub mod grpc;
-pub mod report;
-pub mod runner;
-pub mod transcript;
-pub mod value;
-
 pub mod jepsen;
