@@ -1,0 +1,502 @@
+//! The byte form of a [`Proposal`]: what a Raft log entry stores. Data written by this
+//! version must stay readable by every later version, so the layout below is frozen for
+//! format version 1; a later change gets a new version byte and keeps decoding 1.
+//!
+//! ```text
+//! proposal   = version:u8(=1) request_id:u64 auth:option<auth_info> command
+//! auth_info  = username:string auth_revision:u64
+//! command    = tag:u8 body
+//!   1 Range        key:bytes range_end:bytes limit:i64 revision:i64 sort_order:u8
+//!                  sort_target:u8 serializable:bool keys_only:bool count_only:bool
+//!                  min_mod:i64 max_mod:i64 min_create:i64 max_create:i64
+//!   2 Put          key:bytes value:bytes lease:i64 prev_kv:bool ignore_value:bool
+//!                  ignore_lease:bool
+//!   3 DeleteRange  key:bytes range_end:bytes prev_kv:bool
+//!   4 Txn          txn
+//!   5 Compaction   revision:i64 physical:bool
+//!   6 LeaseGrant   id:i64 ttl_secs:i64
+//!   7 LeaseRevoke  id:i64
+//!   (16-31 are reserved for auth, 32-47 for v2, 48-63 for membership commands)
+//! txn        = compares:list<compare> success:list<op> failure:list<op>
+//! compare    = result:u8 target:u8 operand key:bytes range_end:bytes
+//!              result: 0 EQUAL 1 GREATER 2 LESS 3 NOT_EQUAL (etcd's numbers)
+//!              target: 0 VERSION 1 CREATE 2 MOD 3 VALUE 4 LEASE; operand is bytes
+//!              for VALUE, i64 otherwise
+//! op         = 1 range-body | 2 put-body | 3 delete-body | 4 txn   (tag:u8 first)
+//! sort_order = 0 NONE 1 ASCEND 2 DESCEND;  sort_target = 0 KEY 1 VERSION 2 CREATE
+//!              3 MOD 4 VALUE (etcd's numbers)
+//! u8 = one byte; u64/i64 = 8 bytes big-endian; bool = one byte 0 or 1;
+//! bytes = u32 BE length then the bytes; string = bytes holding UTF-8;
+//! option<x> = 0 | 1 x;  list<x> = u32 BE count then the items
+//! ```
+//!
+//! Decoding validates everything (tags, booleans, UTF-8, lengths, nesting depth at most
+//! [`MAX_TXN_DEPTH`], no trailing bytes) and returns an error, never panics.
+
+use super::{AuthInfo, Command, Proposal};
+use crate::lease::LeaseId;
+use crate::mvcc::{
+    CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest,
+    RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
+};
+
+/// The format version this code writes.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Deepest txn nesting accepted when decoding (etcd accepts any depth within its op
+/// limit; 64 levels is far beyond any real request and keeps decoding stack-bounded).
+pub const MAX_TXN_DEPTH: usize = 64;
+
+/// Why bytes are not a valid proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum CodecError {
+    /// The input is empty or was written by an unknown format version.
+    #[error("unsupported format version {0:?}")]
+    UnsupportedVersion(Option<u8>),
+    /// The input ended early.
+    #[error("truncated input")]
+    Truncated,
+    /// A tag that this format does not define.
+    #[error("unknown {what} tag {tag}")]
+    UnknownTag {
+        /// What the tag selects.
+        what: &'static str,
+        /// The tag.
+        tag: u8,
+    },
+    /// A boolean byte other than 0 or 1.
+    #[error("invalid boolean byte {0}")]
+    InvalidBool(u8),
+    /// A string that is not UTF-8.
+    #[error("invalid UTF-8 in string")]
+    InvalidUtf8,
+    /// Txns nested deeper than [`MAX_TXN_DEPTH`].
+    #[error("txn nested too deep")]
+    TooDeep,
+    /// Bytes left over after the proposal.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+}
+
+/// Encodes `p` in the current format.
+#[must_use]
+pub fn encode(p: &Proposal) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64));
+    w.u8(FORMAT_VERSION);
+    w.u64(p.request_id);
+    match &p.auth {
+        None => w.u8(0),
+        Some(a) => {
+            w.u8(1);
+            w.bytes(a.username.as_bytes());
+            w.u64(a.auth_revision);
+        }
+    }
+    w.command(&p.command);
+    w.0
+}
+
+/// Decodes bytes written by [`encode`] (any supported format version).
+///
+/// # Errors
+/// [`CodecError`] for anything malformed.
+pub fn decode(bytes: &[u8]) -> Result<Proposal, CodecError> {
+    let mut r = Reader { bytes, pos: 0 };
+    match r.u8() {
+        Ok(FORMAT_VERSION) => {}
+        Ok(v) => return Err(CodecError::UnsupportedVersion(Some(v))),
+        Err(_) => return Err(CodecError::UnsupportedVersion(None)),
+    }
+    let request_id = r.u64()?;
+    let auth = match r.u8()? {
+        0 => None,
+        1 => Some(AuthInfo {
+            username: r.string()?,
+            auth_revision: r.u64()?,
+        }),
+        tag => {
+            return Err(CodecError::UnknownTag {
+                what: "auth option",
+                tag,
+            });
+        }
+    };
+    let command = r.command()?;
+    let left = bytes.len() - r.pos;
+    if left != 0 {
+        return Err(CodecError::TrailingBytes(left));
+    }
+    Ok(Proposal {
+        request_id,
+        auth,
+        command,
+    })
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.0.push(u8::from(v));
+    }
+    fn len(&mut self, n: usize) {
+        let n = u32::try_from(n).expect("a proposal field is far below 4 GiB");
+        self.0.extend_from_slice(&n.to_be_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.0.extend_from_slice(v);
+    }
+
+    fn command(&mut self, c: &Command) {
+        match c {
+            Command::Range(r) => {
+                self.u8(1);
+                self.range(r);
+            }
+            Command::Put(r) => {
+                self.u8(2);
+                self.put(r);
+            }
+            Command::DeleteRange(r) => {
+                self.u8(3);
+                self.delete(r);
+            }
+            Command::Txn(t) => {
+                self.u8(4);
+                self.txn(t);
+            }
+            Command::Compaction(c) => {
+                self.u8(5);
+                self.i64(c.revision);
+                self.bool(c.physical);
+            }
+            Command::LeaseGrant { id, ttl_secs } => {
+                self.u8(6);
+                self.i64(id.0);
+                self.i64(*ttl_secs);
+            }
+            Command::LeaseRevoke { id } => {
+                self.u8(7);
+                self.i64(id.0);
+            }
+        }
+    }
+
+    fn range(&mut self, r: &RangeRequest) {
+        self.bytes(&r.key);
+        self.bytes(&r.range_end);
+        self.i64(r.limit);
+        self.i64(r.revision);
+        self.u8(match r.sort_order {
+            SortOrder::None => 0,
+            SortOrder::Ascend => 1,
+            SortOrder::Descend => 2,
+        });
+        self.u8(match r.sort_target {
+            SortTarget::Key => 0,
+            SortTarget::Version => 1,
+            SortTarget::Create => 2,
+            SortTarget::Mod => 3,
+            SortTarget::Value => 4,
+        });
+        self.bool(r.serializable);
+        self.bool(r.keys_only);
+        self.bool(r.count_only);
+        self.i64(r.min_mod_revision);
+        self.i64(r.max_mod_revision);
+        self.i64(r.min_create_revision);
+        self.i64(r.max_create_revision);
+    }
+
+    fn put(&mut self, r: &PutRequest) {
+        self.bytes(&r.key);
+        self.bytes(&r.value);
+        self.i64(r.lease.0);
+        self.bool(r.prev_kv);
+        self.bool(r.ignore_value);
+        self.bool(r.ignore_lease);
+    }
+
+    fn delete(&mut self, r: &DeleteRangeRequest) {
+        self.bytes(&r.key);
+        self.bytes(&r.range_end);
+        self.bool(r.prev_kv);
+    }
+
+    fn txn(&mut self, t: &TxnRequest) {
+        self.len(t.compare.len());
+        for c in &t.compare {
+            self.u8(match c.result {
+                CompareResult::Equal => 0,
+                CompareResult::Greater => 1,
+                CompareResult::Less => 2,
+                CompareResult::NotEqual => 3,
+            });
+            match &c.target {
+                CompareTarget::Version(v) => {
+                    self.u8(0);
+                    self.i64(*v);
+                }
+                CompareTarget::Create(v) => {
+                    self.u8(1);
+                    self.i64(*v);
+                }
+                CompareTarget::Mod(v) => {
+                    self.u8(2);
+                    self.i64(*v);
+                }
+                CompareTarget::Value(v) => {
+                    self.u8(3);
+                    self.bytes(v);
+                }
+                CompareTarget::Lease(v) => {
+                    self.u8(4);
+                    self.i64(v.0);
+                }
+            }
+            self.bytes(&c.key);
+            self.bytes(&c.range_end);
+        }
+        for ops in [&t.success, &t.failure] {
+            self.len(ops.len());
+            for op in ops {
+                match op {
+                    RequestOp::Range(r) => {
+                        self.u8(1);
+                        self.range(r);
+                    }
+                    RequestOp::Put(r) => {
+                        self.u8(2);
+                        self.put(r);
+                    }
+                    RequestOp::DeleteRange(r) => {
+                        self.u8(3);
+                        self.delete(r);
+                    }
+                    RequestOp::Txn(n) => {
+                        self.u8(4);
+                        self.txn(n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
+        let s = self.bytes.get(self.pos..end).ok_or(CodecError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+    fn array8(&mut self) -> Result<[u8; 8], CodecError> {
+        self.take(8)?.try_into().map_err(|_| CodecError::Truncated)
+    }
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_be_bytes(self.array8()?))
+    }
+    fn i64(&mut self) -> Result<i64, CodecError> {
+        Ok(i64::from_be_bytes(self.array8()?))
+    }
+    fn bool(&mut self) -> Result<bool, CodecError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(CodecError::InvalidBool(b)),
+        }
+    }
+    fn len(&mut self) -> Result<usize, CodecError> {
+        let b: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| CodecError::Truncated)?;
+        let n = usize::try_from(u32::from_be_bytes(b)).map_err(|_| CodecError::Truncated)?;
+        // Every item takes at least one byte: a larger count cannot be satisfied, and
+        // rejecting it here keeps a hostile count from reserving memory.
+        if n > self.bytes.len() - self.pos {
+            return Err(CodecError::Truncated);
+        }
+        Ok(n)
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, CodecError> {
+        let n = self.len()?;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn string(&mut self) -> Result<String, CodecError> {
+        String::from_utf8(self.bytes()?).map_err(|_| CodecError::InvalidUtf8)
+    }
+
+    fn command(&mut self) -> Result<Command, CodecError> {
+        Ok(match self.u8()? {
+            1 => Command::Range(self.range()?),
+            2 => Command::Put(self.put()?),
+            3 => Command::DeleteRange(self.delete()?),
+            4 => Command::Txn(self.txn(0)?),
+            5 => Command::Compaction(CompactionRequest {
+                revision: self.i64()?,
+                physical: self.bool()?,
+            }),
+            6 => Command::LeaseGrant {
+                id: LeaseId(self.i64()?),
+                ttl_secs: self.i64()?,
+            },
+            7 => Command::LeaseRevoke {
+                id: LeaseId(self.i64()?),
+            },
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "command",
+                    tag,
+                });
+            }
+        })
+    }
+
+    fn range(&mut self) -> Result<RangeRequest, CodecError> {
+        Ok(RangeRequest {
+            key: self.bytes()?,
+            range_end: self.bytes()?,
+            limit: self.i64()?,
+            revision: self.i64()?,
+            sort_order: match self.u8()? {
+                0 => SortOrder::None,
+                1 => SortOrder::Ascend,
+                2 => SortOrder::Descend,
+                tag => {
+                    return Err(CodecError::UnknownTag {
+                        what: "sort order",
+                        tag,
+                    });
+                }
+            },
+            sort_target: match self.u8()? {
+                0 => SortTarget::Key,
+                1 => SortTarget::Version,
+                2 => SortTarget::Create,
+                3 => SortTarget::Mod,
+                4 => SortTarget::Value,
+                tag => {
+                    return Err(CodecError::UnknownTag {
+                        what: "sort target",
+                        tag,
+                    });
+                }
+            },
+            serializable: self.bool()?,
+            keys_only: self.bool()?,
+            count_only: self.bool()?,
+            min_mod_revision: self.i64()?,
+            max_mod_revision: self.i64()?,
+            min_create_revision: self.i64()?,
+            max_create_revision: self.i64()?,
+        })
+    }
+
+    fn put(&mut self) -> Result<PutRequest, CodecError> {
+        Ok(PutRequest {
+            key: self.bytes()?,
+            value: self.bytes()?,
+            lease: LeaseId(self.i64()?),
+            prev_kv: self.bool()?,
+            ignore_value: self.bool()?,
+            ignore_lease: self.bool()?,
+        })
+    }
+
+    fn delete(&mut self) -> Result<DeleteRangeRequest, CodecError> {
+        Ok(DeleteRangeRequest {
+            key: self.bytes()?,
+            range_end: self.bytes()?,
+            prev_kv: self.bool()?,
+        })
+    }
+
+    fn compare(&mut self) -> Result<Compare, CodecError> {
+        let result = match self.u8()? {
+            0 => CompareResult::Equal,
+            1 => CompareResult::Greater,
+            2 => CompareResult::Less,
+            3 => CompareResult::NotEqual,
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "compare result",
+                    tag,
+                });
+            }
+        };
+        let target = match self.u8()? {
+            0 => CompareTarget::Version(self.i64()?),
+            1 => CompareTarget::Create(self.i64()?),
+            2 => CompareTarget::Mod(self.i64()?),
+            3 => CompareTarget::Value(self.bytes()?),
+            4 => CompareTarget::Lease(LeaseId(self.i64()?)),
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "compare target",
+                    tag,
+                });
+            }
+        };
+        Ok(Compare {
+            result,
+            target,
+            key: self.bytes()?,
+            range_end: self.bytes()?,
+        })
+    }
+
+    fn ops(&mut self, depth: usize) -> Result<Vec<RequestOp>, CodecError> {
+        let n = self.len()?;
+        let mut ops = Vec::with_capacity(n);
+        for _ in 0..n {
+            ops.push(match self.u8()? {
+                1 => RequestOp::Range(self.range()?),
+                2 => RequestOp::Put(self.put()?),
+                3 => RequestOp::DeleteRange(self.delete()?),
+                4 => RequestOp::Txn(self.txn(depth + 1)?),
+                tag => {
+                    return Err(CodecError::UnknownTag {
+                        what: "txn op",
+                        tag,
+                    });
+                }
+            });
+        }
+        Ok(ops)
+    }
+
+    fn txn(&mut self, depth: usize) -> Result<TxnRequest, CodecError> {
+        if depth > MAX_TXN_DEPTH {
+            return Err(CodecError::TooDeep);
+        }
+        let n = self.len()?;
+        let mut compare = Vec::with_capacity(n);
+        for _ in 0..n {
+            compare.push(self.compare()?);
+        }
+        Ok(TxnRequest {
+            compare,
+            success: self.ops(depth)?,
+            failure: self.ops(depth)?,
+        })
+    }
+}
