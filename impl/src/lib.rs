@@ -1,3 +1,10 @@
 //! `oxetcd`: the production server. Configuration (etcd's flags and `ETCD_*` variables),
 //! storage on fjall, the peer transport, the node loop that drives `oxetcd_spec`, and the
 //! client APIs (v3 gRPC, v3 JSON gateway, v2 keys API, health, metrics).
+//!
+//! This crate holds no consensus, MVCC, lease, auth or v2-store logic: all of that is in
+//! `oxetcd_spec`, which this crate drives verbatim.
+
+pub mod config;
+pub mod logging;
+pub mod version;
