@@ -39,6 +39,7 @@ pub mod quorum;
 mod raft;
 mod read_only;
 pub mod rng;
+pub mod sim;
 
 pub mod storage;
 pub mod types;

@@ -712,7 +712,7 @@ impl<S: Storage> Raft<S> {
         let can_vote = self.vote == Some(m.from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre && m.term > self.term)
-            || (self.cfg.bugs.grant_two_votes_in_one_term && !pre);
+            || (self.cfg.bugs.grant_two_votes_in_one_term && !pre && self.role == Role::Follower);
         let resp_kind = if pre {
             MessageKind::PreVoteResp
         } else {
