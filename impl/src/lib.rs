@@ -7,4 +7,5 @@
 
 pub mod config;
 pub mod logging;
+pub mod storage;
 pub mod version;

@@ -1,0 +1,112 @@
+//! `spec::mvcc::Backend` on fjall: one keyspace per bucket (`bucket_key`, `bucket_meta`,
+//! ...), each [`WriteBatch`] committed as one fjall batch (atomic through the journal).
+//!
+//! Durability (rule 2 of the trait): batches are not synced one by one; the node loop
+//! syncs the shared journal once per Ready before acknowledging anything (see
+//! [`super`]). A crash can lose the last batches, never part of one, and the Raft log
+//! replays them because the applied index is written inside each batch.
+
+use std::collections::BTreeMap;
+
+use fjall::Keyspace;
+use oxetcd_spec::mvcc::{Backend, BackendError, BatchOp, Bucket, Pairs, WriteBatch};
+
+use super::{DataDir, StorageError};
+
+/// `spec::mvcc::Backend` on fjall.
+#[derive(Clone, Debug)]
+pub struct FjallBackend {
+    data: DataDir,
+    buckets: BTreeMap<Bucket, KeyspaceHandle>,
+}
+
+/// A keyspace handle with a `Debug` the derive can use.
+#[derive(Clone)]
+struct KeyspaceHandle(Keyspace);
+
+impl std::fmt::Debug for KeyspaceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyspace")
+    }
+}
+
+fn keyspace_name(bucket: Bucket) -> String {
+    format!("bucket_{}", String::from_utf8_lossy(bucket.name()))
+}
+
+fn backend_error(error: impl std::fmt::Display) -> BackendError {
+    BackendError {
+        message: error.to_string(),
+    }
+}
+
+impl FjallBackend {
+    /// Opens (creating) one keyspace per bucket in `data`.
+    ///
+    /// # Errors
+    /// fjall's error.
+    pub fn open(data: DataDir) -> Result<FjallBackend, StorageError> {
+        let mut buckets = BTreeMap::new();
+        for bucket in Bucket::ALL {
+            let keyspace = data
+                .db
+                .keyspace(
+                    &keyspace_name(bucket),
+                    fjall::KeyspaceCreateOptions::default,
+                )
+                .map_err(|source| StorageError::Fjall {
+                    path: data.path.clone(),
+                    source,
+                })?;
+            buckets.insert(bucket, KeyspaceHandle(keyspace));
+        }
+        Ok(FjallBackend { data, buckets })
+    }
+
+    fn keyspace(&self, bucket: Bucket) -> Result<&Keyspace, BackendError> {
+        self.buckets
+            .get(&bucket)
+            .map(|handle| &handle.0)
+            .ok_or_else(|| backend_error(format!("bucket {bucket:?} not opened")))
+    }
+
+    /// The data dir (for syncing).
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data
+    }
+}
+
+impl Backend for FjallBackend {
+    fn get(&self, bucket: Bucket, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self
+            .keyspace(bucket)?
+            .get(key)
+            .map_err(backend_error)?
+            .map(|value| value.to_vec()))
+    }
+
+    fn scan(&self, bucket: Bucket, from: &[u8]) -> Result<Pairs, BackendError> {
+        let mut pairs = Vec::new();
+        for item in self.keyspace(bucket)?.range(from..) {
+            let (key, value) = item.into_inner().map_err(backend_error)?;
+            pairs.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(pairs)
+    }
+
+    fn write(&mut self, batch: WriteBatch) -> Result<(), BackendError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut fjall_batch = self.data.db.batch();
+        for op in batch.ops {
+            match op {
+                BatchOp::Put { bucket, key, value } => {
+                    fjall_batch.insert(self.keyspace(bucket)?, key, value);
+                }
+                BatchOp::Delete { bucket, key } => fjall_batch.remove(self.keyspace(bucket)?, key),
+            }
+        }
+        fjall_batch.commit().map_err(backend_error)
+    }
+}

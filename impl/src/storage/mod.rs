@@ -1,0 +1,332 @@
+//! Durable state on fjall, under `--data-dir`: the Raft log, hard state and snapshot
+//! ([`raft_log::FjallRaftStorage`], implementing `spec::raft::Storage`) and the applied
+//! state ([`backend::FjallBackend`], implementing `spec::mvcc::Backend`), in one fjall
+//! database so that they share one journal.
+//!
+//! Durability: every write goes to fjall's journal without an fsync; the node loop calls
+//! [`DataDir::sync`] (`PersistMode::SyncAll`) once per Raft `Ready` before anything that
+//! depends on it is acknowledged (group commit). Because the journal is shared and
+//! ordered, that one fsync also makes every earlier applied batch durable; applied
+//! batches written after the last fsync may be lost by a crash, which is safe because
+//! each batch carries its applied index and the log still holds the entries (restart
+//! replays them). A torn final journal record is the one thing fjall drops on recovery:
+//! it was never synced, so never acknowledged.
+//!
+//! Identity: the data dir records the member name and cluster token it was created
+//! with; opening it with another name or token is refused (etcd 3.4 would silently use
+//! the stored identity; refusing protects an operator who pointed at the wrong dir).
+//! What this is not: MVCC, lease or Raft logic (all in `oxetcd_spec`).
+
+pub mod backend;
+pub mod raft_log;
+
+#[cfg(test)]
+mod backend_suite;
+
+use std::path::{Path, PathBuf};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+/// The directory inside the data dir that holds the fjall database.
+pub const DB_DIR: &str = "member/oxetcd-fjall";
+
+/// Why the data dir could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// fjall reported an error (I/O or corruption found on recovery).
+    #[error("data dir {path}: {source}")]
+    Fjall {
+        /// The database path.
+        path: PathBuf,
+        /// fjall's error.
+        source: fjall::Error,
+    },
+    /// A stored record does not decode: the data dir is corrupt. Never truncated or
+    /// repaired silently.
+    #[error("data dir {path} is corrupt: {what}")]
+    Corrupt {
+        /// The database path.
+        path: PathBuf,
+        /// What failed to decode.
+        what: String,
+    },
+    /// The data dir belongs to another member or cluster.
+    #[error(
+        "data dir {path} was created for member {stored_name:?} of cluster token {stored_token:?}, \
+         but this member is {name:?} with token {token:?}; refusing to start (use the right \
+         --data-dir, or the matching --name and --initial-cluster-token)"
+    )]
+    IdentityMismatch {
+        /// The data dir.
+        path: PathBuf,
+        /// Name stored in the data dir.
+        stored_name: String,
+        /// Token stored in the data dir.
+        stored_token: String,
+        /// Name given now.
+        name: String,
+        /// Token given now.
+        token: String,
+    },
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    Create {
+        /// The data dir.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Who a data dir belongs to; written once when the data dir is created.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// `--name` of the member.
+    pub name: String,
+    /// `--initial-cluster-token`.
+    pub cluster_token: String,
+    /// The member's Raft id.
+    pub member_id: u64,
+    /// The cluster's id.
+    pub cluster_id: u64,
+}
+
+const IDENTITY_NAME: &[u8] = b"identity/name";
+const IDENTITY_TOKEN: &[u8] = b"identity/cluster_token";
+const IDENTITY_MEMBER_ID: &[u8] = b"identity/member_id";
+const IDENTITY_CLUSTER_ID: &[u8] = b"identity/cluster_id";
+
+/// An open data dir: the fjall database and its keyspaces.
+#[derive(Clone)]
+pub struct DataDir {
+    path: PathBuf,
+    db: Database,
+    /// Raft log, hard state, snapshot and identity records.
+    raft: Keyspace,
+    /// Raft log entries by index (8-byte big-endian).
+    log: Keyspace,
+}
+
+impl std::fmt::Debug for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDir")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataDir {
+    /// Opens (creating if absent) the database under `data_dir`.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the directory cannot be created or fjall cannot recover it.
+    pub fn open(data_dir: &Path) -> Result<DataDir, StorageError> {
+        let path = data_dir.join(DB_DIR);
+        std::fs::create_dir_all(&path).map_err(|source| StorageError::Create {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let fjall_error = |source| StorageError::Fjall {
+            path: path.clone(),
+            source,
+        };
+        let db = Database::builder(&path)
+            .manual_journal_persist(true)
+            .open()
+            .map_err(fjall_error)?;
+        let raft = db
+            .keyspace("raft", KeyspaceCreateOptions::default)
+            .map_err(fjall_error)?;
+        let log = db
+            .keyspace("raft_log", KeyspaceCreateOptions::default)
+            .map_err(fjall_error)?;
+        Ok(DataDir {
+            path,
+            db,
+            raft,
+            log,
+        })
+    }
+
+    /// The database path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes everything written so far durable: one fsync of the shared journal.
+    ///
+    /// # Errors
+    /// fjall's error; the caller must stop (durability unknown).
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(|source| self.fjall(source))
+    }
+
+    /// Bytes the database takes on disk (for Status and metrics).
+    pub fn disk_space_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    fn fjall(&self, source: fjall::Error) -> StorageError {
+        StorageError::Fjall {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> StorageError {
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn get_text(&self, key: &[u8]) -> Result<Option<String>, StorageError> {
+        match self.raft.get(key).map_err(|source| self.fjall(source))? {
+            None => Ok(None),
+            Some(value) => String::from_utf8(value.to_vec()).map(Some).map_err(|_| {
+                self.corrupt(format!("{} is not UTF-8", String::from_utf8_lossy(key)))
+            }),
+        }
+    }
+
+    fn get_u64(&self, key: &[u8]) -> Result<Option<u64>, StorageError> {
+        match self.raft.get(key).map_err(|source| self.fjall(source))? {
+            None => Ok(None),
+            Some(value) => <[u8; 8]>::try_from(&value[..])
+                .map(|bytes| Some(u64::from_be_bytes(bytes)))
+                .map_err(|_| {
+                    self.corrupt(format!("{} is not 8 bytes", String::from_utf8_lossy(key)))
+                }),
+        }
+    }
+
+    /// The stored identity, if this data dir was initialised.
+    ///
+    /// # Errors
+    /// Read failures or malformed records.
+    pub fn identity(&self) -> Result<Option<Identity>, StorageError> {
+        let name = self.get_text(IDENTITY_NAME)?;
+        let token = self.get_text(IDENTITY_TOKEN)?;
+        let member_id = self.get_u64(IDENTITY_MEMBER_ID)?;
+        let cluster_id = self.get_u64(IDENTITY_CLUSTER_ID)?;
+        match (name, token, member_id, cluster_id) {
+            (None, None, None, None) => Ok(None),
+            (Some(name), Some(cluster_token), Some(member_id), Some(cluster_id)) => {
+                Ok(Some(Identity {
+                    name,
+                    cluster_token,
+                    member_id,
+                    cluster_id,
+                }))
+            }
+            _ => Err(self.corrupt("identity records are incomplete")),
+        }
+    }
+
+    /// Checks the stored identity against `wanted`, or records `wanted` if the data dir
+    /// is new (synced before returning). Returns the identity in force.
+    ///
+    /// # Errors
+    /// [`StorageError::IdentityMismatch`] for another member's or cluster's data dir.
+    pub fn claim(&self, wanted: &Identity) -> Result<Identity, StorageError> {
+        if let Some(stored) = self.identity()? {
+            if stored.name != wanted.name || stored.cluster_token != wanted.cluster_token {
+                return Err(StorageError::IdentityMismatch {
+                    path: self.path.clone(),
+                    stored_name: stored.name,
+                    stored_token: stored.cluster_token,
+                    name: wanted.name.clone(),
+                    token: wanted.cluster_token.clone(),
+                });
+            }
+            return Ok(stored);
+        }
+        let mut batch = self.db.batch();
+        batch.insert(&self.raft, IDENTITY_NAME, wanted.name.as_bytes());
+        batch.insert(&self.raft, IDENTITY_TOKEN, wanted.cluster_token.as_bytes());
+        batch.insert(
+            &self.raft,
+            IDENTITY_MEMBER_ID,
+            wanted.member_id.to_be_bytes(),
+        );
+        batch.insert(
+            &self.raft,
+            IDENTITY_CLUSTER_ID,
+            wanted.cluster_id.to_be_bytes(),
+        );
+        batch.commit().map_err(|source| self.fjall(source))?;
+        self.sync()?;
+        Ok(wanted.clone())
+    }
+}
+
+/// A stable 64-bit id from text (FNV-1a): member and cluster ids derived from the peer
+/// URLs and cluster token, so every member computes the same ids for the same
+/// `--initial-cluster` (as etcd derives them, though with a different hash).
+pub fn stable_id(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    // 0 is never a valid member id.
+    hash.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(name: &str, token: &str) -> Identity {
+        Identity {
+            name: name.into(),
+            cluster_token: token.into(),
+            member_id: 7,
+            cluster_id: 9,
+        }
+    }
+
+    #[test]
+    fn new_data_dir_records_identity_and_reopens_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let data = DataDir::open(dir.path()).unwrap();
+            assert_eq!(data.identity().unwrap(), None);
+            assert_eq!(data.claim(&identity("a", "t")).unwrap(), identity("a", "t"));
+        }
+        let data = DataDir::open(dir.path()).unwrap();
+        assert_eq!(data.identity().unwrap(), Some(identity("a", "t")));
+        assert_eq!(data.claim(&identity("a", "t")).unwrap().member_id, 7);
+    }
+
+    #[test]
+    fn data_dir_of_another_member_or_cluster_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let data = DataDir::open(dir.path()).unwrap();
+            data.claim(&identity("a", "t")).unwrap();
+        }
+        let data = DataDir::open(dir.path()).unwrap();
+        let error = data.claim(&identity("b", "t")).unwrap_err();
+        assert!(matches!(error, StorageError::IdentityMismatch { .. }));
+        assert!(
+            error.to_string().contains("created for member \"a\""),
+            "{error}"
+        );
+        assert!(matches!(
+            data.claim(&identity("a", "u")),
+            Err(StorageError::IdentityMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn stable_ids_differ_by_input_and_are_never_zero() {
+        assert_eq!(stable_id(&["a", "b"]), stable_id(&["a", "b"]));
+        assert_ne!(stable_id(&["a", "b"]), stable_id(&["ab"]));
+        assert_ne!(stable_id(&[]), 0);
+    }
+}
