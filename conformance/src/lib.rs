@@ -2,4 +2,10 @@
 //! (transcript record and replay) and checks concurrent histories for linearizability
 //! under injected faults. Black-box: it talks only to client URLs, never to server code.
 
-pub mod jepsen;
+pub mod deviations;
+pub mod grpc;
+pub mod report;
+pub mod runner;
+pub mod transcript;
+pub mod value;
+

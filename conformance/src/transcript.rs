@@ -1,0 +1,268 @@
+//! The transcript file format (`conformance/transcripts/<area>/<name>.yaml`).
+//!
+//! A transcript is a description, the key prefix it owns and an ordered list of steps.
+//! Step kinds (exactly one of the leading fields is set):
+//!
+//! * `call: KV/Range` — a unary gRPC call (`Service/Method` in `etcdserverpb`, or a fully
+//!   qualified `v3lockpb.Lock/Lock`); `request` in protobuf-JSON, answer in `response`
+//!   or `error` (`code` + `message`). Optional `token` is sent as the `token` metadata.
+//! * `open: w` + `call: Watch/Watch` — opens a stream named `w` (server-streaming calls
+//!   such as `Election/Observe` take their single `request` here).
+//! * `send: w` + `request` — sends one message on stream `w`.
+//! * `recv: w` — the next message on `w` within `wait_ms` (default 5000): `response`,
+//!   or `error` if the stream ends with a status.
+//! * `quiet: w` — no message arrives on `w` for `wait_ms` (default 300).
+//! * `close: w` — closes the sending side and drops the stream.
+//! * `http: "PUT /v2/keys/a?ttl=5"` — an HTTP request with optional `form`, `json` or
+//!   `raw` body and `header_in`; answer in `status`, `headers`, `body`. With
+//!   `background: name` the request runs concurrently and `join: name` checks its answer.
+//! * `sleep_ms: 1500` — waits (TTL expiry).
+//!
+//! Bytes fields of protobuf messages are written as text when they are printable UTF-8,
+//! else as `base64:<data>`. Values are normalised as documented in [`crate::value`].
+//! A step may carry a `deviation` (a known etcd 3.4.23 bug, see
+//! [`crate::deviations`]) with the corrected answer.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One transcript file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transcript {
+    /// One line saying what the transcript shows.
+    pub description: String,
+    /// The key prefix this transcript works under (cleaned before it runs).
+    pub prefix: String,
+    /// Ordered steps.
+    pub steps: Vec<Step>,
+}
+
+/// A gRPC error: status code name (tonic's `Code` spelling) and message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcError {
+    /// e.g. `InvalidArgument`.
+    pub code: String,
+    /// The exact status message.
+    pub message: String,
+}
+
+/// The answer part of a step (also used for a deviation's corrected answer).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// gRPC response in protobuf-JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+    /// gRPC error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<GrpcError>,
+    /// HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// HTTP headers that matter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// HTTP body (JSON when it parses as JSON, else a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+impl Expect {
+    /// True when nothing has been recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.response.is_none()
+            && self.error.is_none()
+            && self.status.is_none()
+            && self.headers.is_none()
+            && self.body.is_none()
+    }
+}
+
+/// A known etcd 3.4.23 deviation at this step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Deviation {
+    /// The etcd issue, e.g. `etcd-io/etcd#15220`.
+    pub issue: String,
+    /// What is wrong in etcd 3.4.23.
+    pub note: String,
+    /// The corrected answer.
+    pub corrected: Expect,
+}
+
+/// One step (see the module documentation for the kinds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Free-text note for readers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Stream name to open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
+    /// gRPC method, `Service/Method`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    /// Stream to send on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// Stream to receive from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv: Option<String>,
+    /// Stream that must stay quiet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<String>,
+    /// Stream to close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<String>,
+    /// HTTP request line: `METHOD /path?query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// Run the HTTP request in the background under this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    /// Wait for a background HTTP request and check its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<String>,
+    /// Sleep this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_ms: Option<u64>,
+    /// Bounded wait for `recv`/`quiet`/`join`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    /// Auth token (gRPC `token` metadata, HTTP `Authorization`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// gRPC request in protobuf-JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    /// HTTP request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_in: Option<BTreeMap<String, String>>,
+    /// HTTP form body (`application/x-www-form-urlencoded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<BTreeMap<String, String>>,
+    /// HTTP JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// HTTP raw body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// The recorded answer.
+    #[serde(flatten)]
+    pub expect: Expect,
+    /// Known etcd deviation at this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<Deviation>,
+}
+
+/// A transcript with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// File path.
+    pub path: PathBuf,
+    /// `area/name` (no extension).
+    pub name: String,
+    /// API area (the directory).
+    pub area: String,
+    /// Parsed content.
+    pub transcript: Transcript,
+}
+
+/// Minimal glob: `*` matches any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Loads every `*.yaml`/`*.json` transcript under `root`, sorted, filtered by `only`.
+pub fn load_all(root: &Path, only: Option<&str>) -> Result<Vec<Loaded>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let rel = path.strip_prefix(root).unwrap_or(&path).with_extension("");
+        let name = rel.to_string_lossy().replace('\\', "/");
+        if let Some(pat) = only
+            && !glob_match(pat, &name)
+            && !glob_match(pat, &format!("{name}.yaml"))
+        {
+            continue;
+        }
+        let area = name.split('/').next().unwrap_or("").to_owned();
+        let transcript = load(&path)?;
+        out.push(Loaded {
+            path,
+            name,
+            area,
+            transcript,
+        });
+    }
+    Ok(out)
+}
+
+/// Parses one transcript file.
+pub fn load(path: &Path) -> Result<Transcript> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed: Result<Transcript> = if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        serde_json::from_str(&text).map_err(Into::into)
+    } else {
+        serde_yaml::from_str(&text).map_err(Into::into)
+    };
+    parsed.with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Writes a transcript back (YAML).
+pub fn save(path: &Path, t: &Transcript) -> Result<()> {
+    let text = if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        serde_json::to_string_pretty(t)?
+    } else {
+        serde_yaml::to_string(t)?
+    };
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

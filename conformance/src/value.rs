@@ -1,0 +1,556 @@
+//! Normalisation and matching of recorded values.
+//!
+//! A transcript stores what etcd 3.4.23 answered, with the few values that legitimately
+//! differ between runs replaced by tokens. The full, documented list:
+//!
+//! | token | meaning at replay |
+//! |---|---|
+//! | `R+k` / `R-k` | a v3 revision: the transcript's base revision plus `k` |
+//! | `V+k` | a v2 store index: the transcript's base v2 index plus `k` |
+//! | `$name` | a captured ID (cluster, member, lease, auth token): bound on first sight, equal afterwards |
+//! | `{$name:x}` inside a string | the variable's value in lower-case hex (lock/election keys, v2 member ids) |
+//! | `{endpoint}` inside a string | the client URL under test |
+//! | `~int` / `~int[a..b]` | any integer (e.g. raft term, db size) / an integer in `a..=b` (TTL countdowns) |
+//! | `~string` / `~timestamp` | any string / an RFC 3339 timestamp |
+//!
+//! Everything else, error codes and messages included, must match exactly. The same
+//! tokens may be used in requests (`R+k`, `V+k`, `$name`, `{...}` interpolation).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value};
+
+/// Per-transcript state that relates recorded tokens to this run's concrete values.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// Revision of the store when the transcript started (`R+0`).
+    pub base_rev: i64,
+    /// v2 store index when the transcript started (`V+0`).
+    pub base_v2: i64,
+    /// Captured variables (decimal text for numbers).
+    pub vars: BTreeMap<String, String>,
+    /// The client URL under test, e.g. `http://127.0.0.1:2379`.
+    pub endpoint: String,
+}
+
+/// One difference found by [`compare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    /// JSON path of the differing value, e.g. `.kvs[0].value`.
+    pub path: String,
+    /// What the transcript expected (with tokens).
+    pub expected: String,
+    /// What the endpoint answered.
+    pub got: String,
+}
+
+impl std::fmt::Display for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, got {}",
+            self.path, self.expected, self.got
+        )
+    }
+}
+
+/// Integer view of a JSON number or numeric string.
+pub fn as_int(v: &Value) -> Option<i128> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from)),
+        Value::String(s) => s.parse::<i128>().ok(),
+        _ => None,
+    }
+}
+
+fn parse_offset(s: &str, letter: char) -> Option<i64> {
+    let rest = s.strip_prefix(letter)?;
+    let (sign, digits) = if let Some(d) = rest.strip_prefix('+') {
+        (1, d)
+    } else if let Some(d) = rest.strip_prefix('-') {
+        (-1, d)
+    } else {
+        return None;
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<i64>().ok().map(|k| sign * k)
+}
+
+fn var_name(s: &str) -> Option<&str> {
+    let name = s.strip_prefix('$')?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(name)
+}
+
+fn relative(s: &str, v: i64) -> String {
+    if v >= 0 {
+        format!("{s}+{v}")
+    } else {
+        format!("{s}{v}")
+    }
+}
+
+impl Env {
+    /// Expands `{$name}`, `{$name:x}` and `{endpoint}` inside a string.
+    pub fn expand(&self, s: &str) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            let inner = &rest[start + 1..start + len];
+            out.push_str(&rest[..start]);
+            if inner == "endpoint" {
+                out.push_str(&self.endpoint);
+            } else if let Some(name) = inner.strip_prefix('$') {
+                let (name, hex) = match name.strip_suffix(":x") {
+                    Some(n) => (n, true),
+                    None => (name, false),
+                };
+                let value = self
+                    .vars
+                    .get(name)
+                    .with_context(|| format!("variable ${name} used before it was captured"))?;
+                if hex {
+                    let n: u64 = value
+                        .parse()
+                        .with_context(|| format!("${name} is not numeric"))?;
+                    out.push_str(&format!("{n:x}"));
+                } else {
+                    out.push_str(value);
+                }
+            } else {
+                out.push_str(&rest[start..=start + len]);
+            }
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn var_json(&self, name: &str) -> Result<Value> {
+        let v = self
+            .vars
+            .get(name)
+            .ok_or_else(|| anyhow!("variable ${name} used before it was captured"))?;
+        Ok(if let Ok(n) = v.parse::<i64>() {
+            Value::from(n)
+        } else if let Ok(n) = v.parse::<u64>() {
+            Value::from(n)
+        } else {
+            Value::String(v.clone())
+        })
+    }
+
+    /// Replaces tokens in a request by this run's concrete values.
+    pub fn substitute(&self, v: &Value) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) => {
+                if let Some(k) = parse_offset(s, 'R') {
+                    Value::from(self.base_rev + k)
+                } else if let Some(k) = parse_offset(s, 'V') {
+                    Value::from(self.base_v2 + k)
+                } else if let Some(name) = var_name(s) {
+                    self.var_json(name)?
+                } else {
+                    Value::String(self.expand(s)?)
+                }
+            }
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| self.substitute(x))
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), self.substitute(x)?)))
+                    .collect::<Result<Map<_, _>>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Text form of a request value for query strings, form fields and headers.
+    pub fn substitute_text(&self, s: &str) -> Result<String> {
+        match self.substitute(&Value::String(s.to_owned()))? {
+            Value::String(s) => Ok(s),
+            other => Ok(other.to_string()),
+        }
+    }
+
+    fn bind(&mut self, name: &str, got: &Value) -> bool {
+        let text = match got {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return false,
+        };
+        match self.vars.get(name) {
+            Some(existing) => *existing == text,
+            None => {
+                self.vars.insert(name.to_owned(), text);
+                true
+            }
+        }
+    }
+
+    fn var_for_value(&mut self, prefix: &str, value: &str) -> String {
+        if let Some((name, _)) = self.vars.iter().find(|(_, v)| v.as_str() == value) {
+            return name.clone();
+        }
+        let n = (1..)
+            .find(|i| !self.vars.contains_key(&format!("{prefix}{i}")))
+            .unwrap_or(1);
+        let name = if prefix == "cluster" && !self.vars.contains_key("cluster") {
+            "cluster".to_owned()
+        } else {
+            format!("{prefix}{n}")
+        };
+        self.vars.insert(name.clone(), value.to_owned());
+        name
+    }
+}
+
+/// How a recorded field is normalised (chosen at record time; replay only sees tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Rev,
+    V2Index,
+    Var(&'static str),
+    HexVar(&'static str),
+    AnyInt,
+    AnyString,
+    Timestamp,
+    UpTo(i64),
+}
+
+fn rule_for(ctx: &str, parent: &Map<String, Value>, field: &str, value: &Value) -> Option<Rule> {
+    let lease_ctx = ctx.contains("Lease") || ctx.contains("/lease/");
+    let member_like = parent.contains_key("peerURLs") || parent.contains_key("clientURLs");
+    let stats = ctx.contains("/v2/stats");
+    let v2_members = ctx.contains("/v2/members");
+    Some(match field {
+        "compact_revision" if ctx.contains("HashKV") || ctx.contains("hash") => Rule::AnyInt,
+        "revision"
+        | "create_revision"
+        | "mod_revision"
+        | "start_revision"
+        | "compact_revision"
+        | "rev"
+        | "hash_revision"
+        | "min_mod_revision"
+        | "max_mod_revision"
+        | "min_create_revision"
+        | "max_create_revision" => Rule::Rev,
+        "modifiedIndex" | "createdIndex" | "index" | "X-Etcd-Index" => Rule::V2Index,
+        "raft_term"
+        | "raftTerm"
+        | "raftIndex"
+        | "raftAppliedIndex"
+        | "dbSize"
+        | "dbSizeInUse"
+        | "hash"
+        | "X-Raft-Index"
+        | "X-Raft-Term"
+        | "recvAppendRequestCnt"
+        | "sendAppendRequestCnt"
+        | "recvPkgRate"
+        | "recvBandwidthRate"
+        | "sendPkgRate"
+        | "sendBandwidthRate" => Rule::AnyInt,
+        "cluster_id" => Rule::Var("cluster"),
+        "X-Etcd-Cluster-Id" => Rule::HexVar("cluster"),
+        "member_id" | "memberID" | "leader" if !stats => Rule::Var("member"),
+        "leader" | "id" if stats || v2_members => Rule::HexVar("member"),
+        "ID" if member_like || ctx.contains("Member") || ctx.contains("/member/") => {
+            Rule::Var("member")
+        }
+        "ID" | "lease" if lease_ctx || field == "lease" => Rule::Var("lease"),
+        "token" => Rule::Var("token"),
+        "TTL" if ctx.contains("TimeToLive") || ctx.contains("timetolive") => {
+            let granted = parent.get("grantedTTL").and_then(as_int).unwrap_or(0);
+            match as_int(value) {
+                Some(t) if t >= 0 => Rule::UpTo(i64::try_from(granted).unwrap_or(0)),
+                _ => return None,
+            }
+        }
+        "ttl" => Rule::UpTo(
+            as_int(value)
+                .and_then(|t| i64::try_from(t).ok())
+                .unwrap_or(0),
+        ),
+        "expiration" | "startTime" => Rule::Timestamp,
+        "uptime" => Rule::AnyString,
+        "name" | "peerURLs" if member_like || stats => Rule::AnyString,
+        _ => return None,
+    })
+}
+
+fn apply_rule(rule: Rule, v: &Value, env: &mut Env) -> Value {
+    let zero = as_int(v) == Some(0);
+    match rule {
+        Rule::Rev if !zero => match as_int(v) {
+            Some(n) => Value::String(relative("R", (n as i64) - env.base_rev)),
+            None => v.clone(),
+        },
+        Rule::V2Index if !zero => match as_int(v) {
+            Some(n) => Value::String(relative("V", (n as i64) - env.base_v2)),
+            None => v.clone(),
+        },
+        Rule::Var(prefix) if !zero => {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return v.clone(),
+            };
+            Value::String(format!("${}", env.var_for_value(prefix, &text)))
+        }
+        Rule::HexVar(prefix) => match v.as_str().and_then(|s| u64::from_str_radix(s, 16).ok()) {
+            Some(n) => Value::String(format!(
+                "{{${}:x}}",
+                env.var_for_value(prefix, &n.to_string())
+            )),
+            None => v.clone(),
+        },
+        Rule::AnyInt if as_int(v).is_some() => Value::String("~int".into()),
+        Rule::AnyString => match v {
+            Value::Array(a) => {
+                Value::Array(a.iter().map(|_| Value::String("~string".into())).collect())
+            }
+            _ => Value::String("~string".into()),
+        },
+        Rule::Timestamp if v.is_string() => Value::String("~timestamp".into()),
+        Rule::UpTo(max) if as_int(v).is_some() => Value::String(format!("~int[0..{max}]")),
+        _ => v.clone(),
+    }
+}
+
+/// Record-time normalisation of an answer: applies the rules, then replaces the endpoint
+/// URL and the hex form of known IDs inside strings.
+pub fn normalize(v: &Value, ctx: &str, env: &mut Env) -> Value {
+    let ruled = normalize_rules(v, ctx, env);
+    interpolate_strings(&ruled, env)
+}
+
+fn normalize_rules(v: &Value, ctx: &str, env: &mut Env) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                let nv = match rule_for(ctx, m, k, x) {
+                    Some(rule) => match x {
+                        Value::Array(a) if rule != Rule::AnyString => {
+                            Value::Array(a.iter().map(|e| apply_rule(rule, e, env)).collect())
+                        }
+                        _ => apply_rule(rule, x, env),
+                    },
+                    None => normalize_rules(x, ctx, env),
+                };
+                out.insert(k.clone(), nv);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| normalize_rules(x, ctx, env)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn interpolate_strings(v: &Value, env: &Env) -> Value {
+    match v {
+        Value::String(s) if !is_token(s) => {
+            let mut s = s.replace(&env.endpoint, "{endpoint}");
+            for (name, value) in &env.vars {
+                if let Ok(n) = value.parse::<u64>() {
+                    let hex = format!("{n:x}");
+                    if hex.len() >= 8 && s.contains(&hex) {
+                        s = s.replace(&hex, &format!("{{${name}:x}}"));
+                    }
+                }
+            }
+            Value::String(s)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| interpolate_strings(x, env)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), interpolate_strings(x, env)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    parse_offset(s, 'R').is_some()
+        || parse_offset(s, 'V').is_some()
+        || var_name(s).is_some()
+        || s.starts_with('~')
+}
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 200 {
+        format!("{}…", &s[..s.floor_char_boundary(200)])
+    } else {
+        s
+    }
+}
+
+fn int_range(spec: &str) -> Result<(i128, i128)> {
+    let inner = spec
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| anyhow!("bad range {spec}"))?;
+    let (a, b) = inner
+        .split_once("..")
+        .ok_or_else(|| anyhow!("bad range {spec}"))?;
+    Ok((a.trim().parse()?, b.trim().parse()?))
+}
+
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':'
+}
+
+/// Compares an expected (tokenised) value with an answer, binding variables in `env`.
+pub fn compare(expected: &Value, got: &Value, env: &mut Env, path: &str, diffs: &mut Vec<Diff>) {
+    let mut fail = |env: &Env, exp: String| {
+        let _ = env;
+        diffs.push(Diff {
+            path: if path.is_empty() {
+                ".".into()
+            } else {
+                path.into()
+            },
+            expected: exp,
+            got: show(got),
+        });
+    };
+    match expected {
+        Value::String(s) => {
+            if let Some(k) = parse_offset(s, 'R') {
+                if as_int(got) != Some(i128::from(env.base_rev + k)) {
+                    fail(env, format!("{s} (= {})", env.base_rev + k));
+                }
+            } else if let Some(k) = parse_offset(s, 'V') {
+                if as_int(got) != Some(i128::from(env.base_v2 + k)) {
+                    fail(env, format!("{s} (= {})", env.base_v2 + k));
+                }
+            } else if let Some(name) = var_name(s) {
+                if !env.bind(name, got) {
+                    let now = env.vars.get(name).cloned().unwrap_or_default();
+                    fail(env, format!("{s} (= {now})"));
+                }
+            } else if let Some(m) = s.strip_prefix("~int") {
+                let ok = match as_int(got) {
+                    Some(n) if m.is_empty() => {
+                        let _ = n;
+                        true
+                    }
+                    Some(n) => int_range(m).map(|(a, b)| a <= n && n <= b).unwrap_or(false),
+                    None => false,
+                };
+                if !ok {
+                    fail(env, s.clone());
+                }
+            } else if s == "~string" {
+                if !got.is_string() {
+                    fail(env, s.clone());
+                }
+            } else if s == "~timestamp" {
+                if !got.as_str().is_some_and(is_timestamp) {
+                    fail(env, s.clone());
+                }
+            } else if let Some(name) = s
+                .strip_prefix("{$")
+                .and_then(|r| r.strip_suffix(":x}"))
+                .filter(|n| !env.vars.contains_key(*n))
+            {
+                let ok = got
+                    .as_str()
+                    .and_then(|g| u64::from_str_radix(g, 16).ok())
+                    .map(|n| env.bind(name, &Value::from(n)))
+                    .unwrap_or(false);
+                if !ok {
+                    fail(env, s.clone());
+                }
+            } else {
+                match env.expand(s) {
+                    Ok(want) if got.as_str() == Some(want.as_str()) => {}
+                    Ok(want) => fail(env, show(&Value::String(want))),
+                    Err(e) => fail(env, format!("{s} ({e})")),
+                }
+            }
+        }
+        Value::Object(em) => {
+            let Some(gm) = got.as_object() else {
+                fail(env, show(expected));
+                return;
+            };
+            let mut keys: Vec<&String> = em.keys().chain(gm.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = format!("{path}.{k}");
+                match (em.get(k), gm.get(k)) {
+                    (Some(e), Some(g)) => compare(e, g, env, &p, diffs),
+                    (Some(e), None) => diffs.push(Diff {
+                        path: p,
+                        expected: show(e),
+                        got: "(absent)".into(),
+                    }),
+                    (None, Some(g)) => diffs.push(Diff {
+                        path: p,
+                        expected: "(absent)".into(),
+                        got: show(g),
+                    }),
+                    (None, None) => {}
+                }
+            }
+        }
+        Value::Array(ea) => {
+            let Some(ga) = got.as_array() else {
+                fail(env, show(expected));
+                return;
+            };
+            if ea.len() != ga.len() {
+                diffs.push(Diff {
+                    path: format!("{path} (length)"),
+                    expected: format!("{} items: {}", ea.len(), show(expected)),
+                    got: format!("{} items: {}", ga.len(), show(got)),
+                });
+                return;
+            }
+            for (i, (e, g)) in ea.iter().zip(ga).enumerate() {
+                compare(e, g, env, &format!("{path}[{i}]"), diffs);
+            }
+        }
+        Value::Number(_) => {
+            if as_int(expected).is_some() && got.is_number() {
+                if as_int(expected) != as_int(got) {
+                    fail(env, show(expected));
+                }
+            } else if expected != got {
+                fail(env, show(expected));
+            }
+        }
+        _ => {
+            if expected != got {
+                fail(env, show(expected));
+            }
+        }
+    }
+}
+
+/// Parses `R+k`-style tokens for tests and tools.
+pub fn check_token_syntax(s: &str) -> Result<()> {
+    if s.starts_with('~') && !(s == "~string" || s == "~timestamp" || s.starts_with("~int")) {
+        bail!("unknown matcher {s}");
+    }
+    Ok(())
+}
