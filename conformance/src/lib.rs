@@ -9,3 +9,4 @@ pub mod runner;
 pub mod transcript;
 pub mod value;
 
+pub mod jepsen;
