@@ -8,14 +8,16 @@
 use super::kv::KeyValue;
 use crate::lease::LeaseId;
 
-/// Errors of KV operations, with etcd 3.4.23's exact texts.
+/// Errors of KV operations, with the exact texts etcd 3.4.23's clients see (the gRPC
+/// status messages: etcd's `mvcc` package errors reach clients prefixed with
+/// `etcdserver: `, e.g. `etcdserver: mvcc: required revision has been compacted`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum MvccError {
     /// The requested revision is at or below the compacted revision (etcd: `ErrCompacted`).
-    #[error("mvcc: required revision has been compacted")]
+    #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
     /// The requested revision is above the current revision (etcd: `ErrFutureRev`).
-    #[error("mvcc: required revision is a future revision")]
+    #[error("etcdserver: mvcc: required revision is a future revision")]
     FutureRevision,
     /// `ignore_value`/`ignore_lease` on a key that does not exist.
     #[error("etcdserver: key not found")]
