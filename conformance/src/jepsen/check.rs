@@ -221,7 +221,11 @@ fn check_with<M: Model<Op = ModelOp, Metadata = usize>>(
         excerpt: vec![],
     };
     if let Some(part) = failing {
-        let reduced = reduce::<M>(part.clone(), Duration::from_secs(10));
+        let reduced = reduce::<M>(
+            part.clone(),
+            opts.model == ModelKind::Register,
+            Duration::from_secs(10),
+        );
         report.excerpt = reduced
             .iter()
             .map(|o| match o.metadata {
@@ -279,6 +283,29 @@ fn is_read(op: &ModelOp) -> bool {
     matches!(op, ModelOp::Do { req, .. } if !req.is_write())
 }
 
+/// Whether `op` is a single Put whose value some read in `ops` returned.
+fn observed<M: Model<Op = ModelOp>>(op: &ModelOp, ops: &[Operation<M>]) -> bool {
+    let ModelOp::Do {
+        req: Request::Txn { then, els, .. },
+        ..
+    } = op
+    else {
+        return true;
+    };
+    let [KvOp::Put { key, value, .. }] = then.as_slice() else {
+        return true;
+    };
+    if !els.is_empty() {
+        return true;
+    }
+    ops.iter().any(|o| match &o.op {
+        ModelOp::Do { resp: Some(Response::Txn { results, .. }), .. } => results.iter().any(|r| {
+            matches!(r, KvResult::Range(kvs) if kvs.iter().any(|kv| kv.key == *key && kv.value == *value))
+        }),
+        _ => false,
+    })
+}
+
 /// Cuts the history at invocation time `t`: operations invoked before `t` stay as they
 /// are; writes invoked later stay with an unknown outcome; later reads go. If the
 /// whole history is linearizable, so is every cut, so an illegal cut is a genuine
@@ -302,8 +329,13 @@ fn cut<M: Model<Op = ModelOp>>(ops: &[Operation<M>], t: i64) -> Vec<Operation<M>
 /// Shrinks a non-linearizable partition to a short sub-history that is still not
 /// linearizable: the earliest illegal cut, then reads removed while it stays illegal
 /// (removing reads never makes a linearizable history illegal).
+///
+/// With `unobserved_writes` (sound for per-key registers with unique values, not for
+/// the global revisioned KV), a Put whose value no remaining read returned may go too:
+/// in a linearization it is never between a write and a read that returned that write.
 pub fn reduce<M: Model<Op = ModelOp>>(
     mut ops: Vec<Operation<M>>,
+    unobserved_writes: bool,
     budget: Duration,
 ) -> Vec<Operation<M>> {
     let started = Instant::now();
@@ -327,21 +359,22 @@ pub fn reduce<M: Model<Op = ModelOp>>(
     if !illegal(&current, step) {
         current = ops;
     }
-    // Drop reads in shrinking chunks while the history stays illegal.
+    // Drop operations in shrinking chunks while the history stays illegal.
     let mut chunk = current.len().max(1);
     while chunk >= 1 && started.elapsed() < budget {
         let mut i = 0;
         let mut removed_any = false;
         while i < current.len() && started.elapsed() < budget {
             let end = (i + chunk).min(current.len());
-            if current[i..end].iter().all(|o| is_read(&o.op)) {
-                let mut trial = current.clone();
-                trial.drain(i..end);
-                if illegal(&trial, step) {
-                    current = trial;
-                    removed_any = true;
-                    continue;
-                }
+            let mut trial = current.clone();
+            trial.drain(i..end);
+            let droppable = current[i..end]
+                .iter()
+                .all(|o| is_read(&o.op) || (unobserved_writes && !observed(&o.op, &trial)));
+            if droppable && illegal(&trial, step) {
+                current = trial;
+                removed_any = true;
+                continue;
             }
             i = end;
         }
