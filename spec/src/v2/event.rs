@@ -162,6 +162,13 @@ impl Event {
         self.node.modified_index
     }
 
+    /// etcd's `IsCreated`: the server answers a write with 201 Created (instead of 200)
+    /// for a "create", and for a "set" that replaced nothing. (Watch answers are always
+    /// 200.)
+    pub fn is_created(&self) -> bool {
+        self.action == Action::Create || (self.action == Action::Set && self.prev_node.is_none())
+    }
+
     /// etcd's `trimEventPrefix`: strips `prefix` (the keys namespace `/1`) from every key
     /// in `node` and `prev_node`, as the v2 keys API does before answering.
     #[must_use]
