@@ -37,6 +37,7 @@ const DEFAULT_QUIET_MS: u64 = 300;
 #[derive(Debug, Clone)]
 enum Got {
     Grpc(std::result::Result<Value, GrpcError>),
+    Many(Vec<Value>),
     Http {
         status: u16,
         headers: BTreeMap<String, Value>,
@@ -49,6 +50,7 @@ impl Got {
         match self {
             Got::Grpc(Ok(v)) => format!("response: {v}"),
             Got::Grpc(Err(e)) => format!("error: {} {:?}", e.code, e.message),
+            Got::Many(v) => format!("responses: {}", json!(v)),
             Got::Http {
                 status,
                 headers,
@@ -550,6 +552,24 @@ impl Runner {
                 .get_mut(&name)
                 .ok_or_else(|| anyhow!("no open stream {name}"))?;
             let wait = Duration::from_millis(step.wait_ms.unwrap_or(DEFAULT_RECV_MS));
+            if let Some(n) = step.messages {
+                let mut all = Vec::new();
+                for _ in 0..n {
+                    match tokio::time::timeout(wait, s.rx.recv()).await {
+                        Ok(Some(Ok(bytes))) => all.push(grpc::decode(&s.resp, &bytes)?),
+                        Ok(Some(Err(st))) => bail!("stream {name} failed: {:?}", status_error(&st)),
+                        Ok(None) => {
+                            bail!("stream {name} ended after {} of {n} messages", all.len())
+                        }
+                        Err(_) => bail!(
+                            "only {} of {n} messages on stream {name} within {wait:?}",
+                            all.len()
+                        ),
+                    }
+                }
+                let ctx = format!("{} {}", s.method, s.resp.full_name());
+                return Ok(self.conclude(step, Got::Many(all), env, &ctx, record));
+            }
             let got = match tokio::time::timeout(wait, s.rx.recv()).await {
                 Err(_) => bail!("no message on stream {name} within {wait:?}"),
                 Ok(None) => Err(GrpcError {
@@ -693,6 +713,10 @@ fn record_expect(got: &Got, env: &mut Env, ctx: &str) -> Expect {
             error: Some(e.clone()),
             ..Expect::default()
         },
+        Got::Many(v) => Expect {
+            responses: Some(v.iter().map(|x| value::normalize(x, ctx, env)).collect()),
+            ..Expect::default()
+        },
         Got::Http {
             status,
             headers,
@@ -745,6 +769,47 @@ fn check(exp: &Expect, got: &Got, env: &mut Env) -> Vec<Diff> {
                 got: got.show(),
             }),
         },
+        Got::Many(got) => {
+            let Some(exp) = &exp.responses else {
+                diffs.push(Diff {
+                    path: ".".into(),
+                    expected: "(no responses recorded)".into(),
+                    got: json!(got).to_string(),
+                });
+                return diffs;
+            };
+            if exp.len() != got.len() {
+                diffs.push(Diff {
+                    path: "responses (length)".into(),
+                    expected: exp.len().to_string(),
+                    got: got.len().to_string(),
+                });
+                return diffs;
+            }
+            let mut used = vec![false; got.len()];
+            for (i, e) in exp.iter().enumerate() {
+                let found = got.iter().enumerate().find_map(|(j, g)| {
+                    if used[j] {
+                        return None;
+                    }
+                    let mut trial = env.clone();
+                    let mut d = Vec::new();
+                    value::compare(e, g, &mut trial, "", &mut d);
+                    d.is_empty().then_some((j, trial))
+                });
+                match found {
+                    Some((j, trial)) => {
+                        used[j] = true;
+                        *env = trial;
+                    }
+                    None => diffs.push(Diff {
+                        path: format!("responses[{i}]"),
+                        expected: e.to_string(),
+                        got: "(no unmatched message equals it)".into(),
+                    }),
+                }
+            }
+        }
         Got::Http {
             status,
             headers,

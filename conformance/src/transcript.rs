@@ -10,7 +10,8 @@
 //!   such as `Election/Observe` take their single `request` here).
 //! * `send: w` + `request` — sends one message on stream `w`.
 //! * `recv: w` — the next message on `w` within `wait_ms` (default 5000): `response`,
-//!   or `error` if the stream ends with a status.
+//!   or `error` if the stream ends with a status. With `messages: N`, the next N
+//!   messages, matched in any order against `responses`.
 //! * `quiet: w` — no message arrives on `w` for `wait_ms` (default 300).
 //! * `close: w` — closes the sending side and drops the stream.
 //! * `http: "PUT /v2/keys/a?ttl=5"` — an HTTP request with optional `form`, `json` or
@@ -62,6 +63,9 @@ pub struct Expect {
     /// gRPC error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<GrpcError>,
+    /// Several stream messages that may arrive in any order (`recv` with `messages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<Vec<Value>>,
     /// HTTP status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -77,6 +81,7 @@ impl Expect {
     /// True when nothing has been recorded yet.
     pub fn is_empty(&self) -> bool {
         self.response.is_none()
+            && self.responses.is_none()
             && self.error.is_none()
             && self.status.is_none()
             && self.headers.is_none()
@@ -136,6 +141,10 @@ pub struct Step {
     /// Bounded wait for `recv`/`quiet`/`join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// With `recv`: receive this many messages and match them in any order (several
+    /// watchers on one stream answer in no fixed order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<usize>,
     /// Auth token (gRPC `token` metadata, HTTP `Authorization`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

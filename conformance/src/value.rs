@@ -7,9 +7,11 @@
 //! |---|---|
 //! | `R+k` / `R-k` | a v3 revision: the transcript's base revision plus `k` |
 //! | `V+k` | a v2 store index: the transcript's base v2 index plus `k` |
-//! | `$name` | a captured ID (cluster, member, lease, auth token): bound on first sight, equal afterwards |
+//! | `$name` | a captured server-generated ID (cluster, member, lease ≥ 2^24, auth token): bound on first sight, equal afterwards |
 //! | `{$name:x}` inside a string | the variable's value in lower-case hex (lock/election keys, v2 member ids) |
 //! | `{endpoint}` inside a string | the client URL under test |
+//! | `{V+k}`, `{V+k:20}`, `{R+k}` inside a string | a v2 index / revision in text (v2 error causes; in-order key names, zero-padded to 20 digits) |
+//! | `{repeat:N:s}` inside a request string | `s` repeated `N` times (oversized requests) |
 //! | `~int` / `~int[a..b]` | any integer (e.g. raft term, db size) / an integer in `a..=b` (TTL countdowns) |
 //! | `~string` / `~timestamp` | any string / an RFC 3339 timestamp |
 //!
@@ -109,6 +111,22 @@ impl Env {
             out.push_str(&rest[..start]);
             if inner == "endpoint" {
                 out.push_str(&self.endpoint);
+            } else if let Some((n, text)) = inner
+                .strip_prefix("repeat:")
+                .and_then(|r| r.split_once(':'))
+                .and_then(|(n, t)| n.parse::<usize>().ok().map(|n| (n, t)))
+            {
+                out.push_str(&text.repeat(n));
+            } else if let Some(k) = parse_offset(inner, 'V')
+                .or_else(|| inner.strip_suffix(":20").and_then(|x| parse_offset(x, 'V')))
+            {
+                if inner.ends_with(":20") {
+                    out.push_str(&format!("{:020}", self.base_v2 + k));
+                } else {
+                    out.push_str(&(self.base_v2 + k).to_string());
+                }
+            } else if let Some(k) = parse_offset(inner, 'R') {
+                out.push_str(&(self.base_rev + k).to_string());
             } else if let Some(name) = inner.strip_prefix('$') {
                 let (name, hex) = match name.strip_suffix(":x") {
                     Some(n) => (n, true),
@@ -217,6 +235,10 @@ impl Env {
     }
 }
 
+/// IDs below this are kept literally (they were chosen by the request, e.g. a lease
+/// granted with an explicit ID); server-generated IDs are far larger.
+const MIN_CAPTURED_ID: i128 = 1 << 24;
+
 /// How a recorded field is normalised (chosen at record time; replay only sees tokens).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
@@ -303,7 +325,7 @@ fn apply_rule(rule: Rule, v: &Value, env: &mut Env) -> Value {
             Some(n) => Value::String(relative("V", (n as i64) - env.base_v2)),
             None => v.clone(),
         },
-        Rule::Var(prefix) if !zero => {
+        Rule::Var(prefix) if !zero && as_int(v).is_none_or(|n| n.abs() >= MIN_CAPTURED_ID) => {
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -343,7 +365,12 @@ fn normalize_rules(v: &Value, ctx: &str, env: &mut Env) -> Value {
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, x) in m {
-                let nv = match rule_for(ctx, m, k, x) {
+                let rule = if x.is_object() {
+                    None
+                } else {
+                    rule_for(ctx, m, k, x)
+                };
+                let nv = match rule {
                     Some(rule) => match x {
                         Value::Array(a) if rule != Rule::AnyString => {
                             Value::Array(a.iter().map(|e| apply_rule(rule, e, env)).collect())
@@ -361,8 +388,67 @@ fn normalize_rules(v: &Value, ctx: &str, env: &mut Env) -> Value {
     }
 }
 
+/// Replaces decimal v2 indexes inside a string: a trailing 20-digit in-order key name
+/// becomes `{V+k:20}`; with `all_numbers`, every number >= the base becomes `{V+k}`.
+fn v2_index_text(s: &str, env: &Env, all_numbers: bool) -> String {
+    let mut out = String::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let digits = &s[start..i];
+            let n = digits.parse::<i64>().ok();
+            match n {
+                Some(n)
+                    if digits.len() == 20
+                        && i == bytes.len()
+                        && start > 0
+                        && bytes[start - 1] == b'/' =>
+                {
+                    out.push_str(&format!("{{{}:20}}", relative("V", n - env.base_v2)));
+                }
+                Some(n) if all_numbers && n >= env.base_v2 && env.base_v2 > 0 => {
+                    out.push_str(&format!("{{{}}}", relative("V", n - env.base_v2)));
+                }
+                _ => out.push_str(digits),
+            }
+        } else {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
 fn interpolate_strings(v: &Value, env: &Env) -> Value {
     match v {
+        Value::Object(m)
+            if m.contains_key("errorCode")
+                || m.contains_key("createdIndex")
+                || m.contains_key("nodes") =>
+        {
+            Value::Object(
+                m.iter()
+                    .map(|(k, x)| {
+                        let nx = match (k.as_str(), x) {
+                            ("cause", Value::String(s)) => {
+                                Value::String(v2_index_text(s, env, true))
+                            }
+                            ("key", Value::String(s)) => {
+                                Value::String(v2_index_text(s, env, false))
+                            }
+                            _ => interpolate_strings(x, env),
+                        };
+                        (k.clone(), nx)
+                    })
+                    .collect(),
+            )
+        }
         Value::String(s) if !is_token(s) => {
             let mut s = s.replace(&env.endpoint, "{endpoint}");
             for (name, value) in &env.vars {
