@@ -3,12 +3,14 @@
 //! readable), and malformed bytes give an error, never a panic.
 
 use oxetcd_spec::apply::codec::{self, CodecError, FORMAT_VERSION, MAX_TXN_DEPTH};
-use oxetcd_spec::apply::{AuthInfo, Command, Proposal};
+use oxetcd_spec::apply::{AuthCommand, AuthInfo, Command, Proposal};
+use oxetcd_spec::auth::{Permission, PermissionType};
 use oxetcd_spec::lease::LeaseId;
 use oxetcd_spec::mvcc::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
 };
+use oxetcd_spec::v2::{Request as V2Request, TtlOptions};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 fn bytes(g: &mut Gen) -> Vec<u8> {
@@ -104,12 +106,104 @@ fn txn(g: &mut Gen, depth: usize) -> TxnRequest {
     }
 }
 
+fn auth_command(g: &mut Gen) -> AuthCommand {
+    let name = String::arbitrary(g);
+    let other = String::arbitrary(g);
+    match u8::arbitrary(g) % 16 {
+        0 => AuthCommand::Enable,
+        1 => AuthCommand::Disable,
+        2 => AuthCommand::Authenticate {
+            name,
+            simple_token: other,
+        },
+        3 => AuthCommand::UserAdd {
+            name,
+            password_hash: bytes(g),
+            no_password: bool::arbitrary(g),
+        },
+        4 => AuthCommand::UserDelete { name },
+        5 => AuthCommand::UserChangePassword {
+            name,
+            password_hash: bytes(g),
+        },
+        6 => AuthCommand::UserGrantRole {
+            user: name,
+            role: other,
+        },
+        7 => AuthCommand::UserRevokeRole { name, role: other },
+        8 => AuthCommand::UserGet { name },
+        9 => AuthCommand::UserList,
+        10 => AuthCommand::RoleAdd { name },
+        11 => AuthCommand::RoleGet { role: name },
+        12 => AuthCommand::RoleList,
+        13 => AuthCommand::RoleDelete { role: name },
+        14 => AuthCommand::RoleGrantPermission {
+            name,
+            perm: Permission {
+                perm_type: *g
+                    .choose(&[
+                        PermissionType::Read,
+                        PermissionType::Write,
+                        PermissionType::ReadWrite,
+                    ])
+                    .expect("non-empty"),
+                key: bytes(g),
+                range_end: bytes(g),
+            },
+        },
+        _ => AuthCommand::RoleRevokePermission {
+            role: name,
+            key: bytes(g),
+            range_end: bytes(g),
+        },
+    }
+}
+
+fn v2_request(g: &mut Gen) -> V2Request {
+    let ttl = TtlOptions {
+        expire_at_ms: Option::<u64>::arbitrary(g),
+        refresh: bool::arbitrary(g),
+    };
+    match u8::arbitrary(g) % 5 {
+        0 => V2Request::Put {
+            path: String::arbitrary(g),
+            value: String::arbitrary(g),
+            dir: bool::arbitrary(g),
+            prev_exist: Option::<bool>::arbitrary(g),
+            prev_value: String::arbitrary(g),
+            prev_index: u64::arbitrary(g),
+            ttl,
+        },
+        1 => V2Request::Post {
+            path: String::arbitrary(g),
+            value: String::arbitrary(g),
+            dir: bool::arbitrary(g),
+            ttl,
+        },
+        2 => V2Request::Delete {
+            path: String::arbitrary(g),
+            dir: bool::arbitrary(g),
+            recursive: bool::arbitrary(g),
+            prev_value: String::arbitrary(g),
+            prev_index: u64::arbitrary(g),
+        },
+        3 => V2Request::QGet {
+            path: String::arbitrary(g),
+            recursive: bool::arbitrary(g),
+            sorted: bool::arbitrary(g),
+        },
+        _ => V2Request::Sync {
+            time_ms: u64::arbitrary(g),
+        },
+    }
+}
+
 #[derive(Clone, Debug)]
 struct P(Proposal);
 
 impl Arbitrary for P {
     fn arbitrary(g: &mut Gen) -> Self {
-        let command = match u8::arbitrary(g) % 7 {
+        let command = match u8::arbitrary(g) % 9 {
             0 => Command::Range(range(g)),
             1 => Command::Put(put(g)),
             2 => Command::DeleteRange(delete(g)),
@@ -122,13 +216,15 @@ impl Arbitrary for P {
                 id: LeaseId(i64::arbitrary(g)),
                 ttl_secs: i64::arbitrary(g),
             },
-            _ => Command::LeaseRevoke {
+            6 => Command::LeaseRevoke {
                 id: LeaseId(i64::arbitrary(g)),
             },
+            7 => Command::Auth(auth_command(g)),
+            _ => Command::V2(v2_request(g)),
         };
         let auth = bool::arbitrary(g).then(|| AuthInfo {
             username: String::arbitrary(g),
-            auth_revision: u64::arbitrary(g),
+            revision: u64::arbitrary(g),
         });
         P(Proposal {
             request_id: u64::arbitrary(g),
@@ -194,7 +290,7 @@ fn format_version_1_bytes_are_pinned() {
         request_id: 0x0102,
         auth: Some(AuthInfo {
             username: "u".into(),
-            auth_revision: 3,
+            revision: 3,
         }),
         command: Command::Put(PutRequest {
             key: b"k".to_vec(),

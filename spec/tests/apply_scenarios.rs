@@ -685,3 +685,208 @@ fn restart_rebuilds_keys_leases_and_applied_index_from_the_backend() {
     assert_eq!(a.events.len(), 1);
     assert!(back.range(&range("k", "")).expect("range").kvs.is_empty());
 }
+
+fn as_user(name: &str, revision: u64) -> Option<oxetcd_spec::apply::AuthInfo> {
+    Some(oxetcd_spec::apply::AuthInfo::new(name, revision))
+}
+
+fn auth(c: oxetcd_spec::apply::AuthCommand) -> Command {
+    Command::Auth(c)
+}
+
+#[test]
+fn auth_is_checked_where_etcd_3_4_23_checks_it_and_survives_restart() {
+    use oxetcd_spec::apply::{AuthCommand as A, AuthResponse};
+    use oxetcd_spec::auth::{Permission, PermissionType};
+    let mut t = Script::new();
+    let run_as =
+        |t: &mut Script, why: &str, who: Option<oxetcd_spec::apply::AuthInfo>, c: Command| {
+            t.index += 1;
+            let p = Proposal {
+                request_id: t.index,
+                auth: who,
+                command: c,
+            };
+            let a = t
+                .app
+                .apply(t.index, &p, 0)
+                .expect("apply")
+                .expect("new index");
+            if !why.is_empty() {
+                t.out.push(format!("# {why}"));
+            }
+            t.out.push(show(&a));
+            a
+        };
+    run_as(
+        &mut t,
+        "enabling without a root user",
+        None,
+        auth(A::Enable),
+    );
+    run_as(
+        &mut t,
+        "",
+        None,
+        auth(A::UserAdd {
+            name: "root".into(),
+            password_hash: b"h".to_vec(),
+            no_password: false,
+        }),
+    );
+    run_as(
+        &mut t,
+        "",
+        None,
+        auth(A::UserGrantRole {
+            user: "root".into(),
+            role: "root".into(),
+        }),
+    );
+    run_as(
+        &mut t,
+        "",
+        None,
+        auth(A::UserAdd {
+            name: "alice".into(),
+            password_hash: b"h".to_vec(),
+            no_password: false,
+        }),
+    );
+    run_as(&mut t, "", None, auth(A::RoleAdd { name: "ab".into() }));
+    run_as(
+        &mut t,
+        "",
+        None,
+        auth(A::RoleGrantPermission {
+            name: "ab".into(),
+            perm: Permission {
+                perm_type: PermissionType::ReadWrite,
+                key: b"a".to_vec(),
+                range_end: b"b".to_vec(),
+            },
+        }),
+    );
+    run_as(
+        &mut t,
+        "",
+        None,
+        auth(A::UserGrantRole {
+            user: "alice".into(),
+            role: "ab".into(),
+        }),
+    );
+    run_as(&mut t, "", None, auth(A::Enable));
+    let rev = t.app.auth().revision();
+    t.out.push(format!("auth revision after enable: {rev}"));
+    run_as(
+        &mut t,
+        "a put without a user",
+        None,
+        Command::Put(put("a1", "v")),
+    );
+    run_as(
+        &mut t,
+        "a put inside alice's range",
+        as_user("alice", rev),
+        Command::Put(put("a1", "v")),
+    );
+    run_as(
+        &mut t,
+        "a put outside it",
+        as_user("alice", rev),
+        Command::Put(put("z", "v")),
+    );
+    run_as(
+        &mut t,
+        "a txn reading outside it",
+        as_user("alice", rev),
+        Command::Txn(TxnRequest {
+            compare: vec![cmp("z", CompareResult::Equal, CompareTarget::Version(0))],
+            success: vec![],
+            failure: vec![],
+        }),
+    );
+    run_as(
+        &mut t,
+        "alice may not list users (admin only)",
+        as_user("alice", rev),
+        auth(A::UserList),
+    );
+    run_as(
+        &mut t,
+        "but may read her own user",
+        as_user("alice", rev),
+        auth(A::UserGet {
+            name: "alice".into(),
+        }),
+    );
+    run_as(&mut t, "root may", as_user("root", rev), auth(A::UserList));
+    run_as(
+        &mut t,
+        "admin checks ignore the token's auth revision (etcd 3.4); this change bumps it",
+        as_user("root", rev),
+        auth(A::RoleAdd { name: "x".into() }),
+    );
+    let stale = run_as(
+        &mut t,
+        "so a KV request with alice's older token is refused",
+        as_user("alice", rev),
+        Command::Put(put("a2", "v")),
+    );
+    assert!(stale.result.is_err());
+    let a = run_as(
+        &mut t,
+        "",
+        None,
+        auth(A::Authenticate {
+            name: "alice".into(),
+            simple_token: "tok".into(),
+        }),
+    );
+    assert!(matches!(
+        a.result,
+        Ok(Response::Auth(AuthResponse::Authenticated { .. }))
+    ));
+    insta::assert_snapshot!(t.out.join("\n"));
+
+    let reopened =
+        AppState::open(t.app.store().backend().clone(), AppConfig::default()).expect("reopen");
+    assert_eq!(reopened.auth(), t.app.auth());
+    assert_eq!(reopened.v2(), t.app.v2());
+}
+
+#[test]
+fn v2_requests_go_through_the_applier_and_survive_restart() {
+    use oxetcd_spec::v2::{Applied as V2Applied, Request, TtlOptions, keys_path};
+    let mut t = Script::new();
+    let set = Command::V2(Request::Put {
+        path: keys_path("/foo"),
+        value: "bar".into(),
+        dir: false,
+        prev_exist: None,
+        prev_value: String::new(),
+        prev_index: 0,
+        ttl: TtlOptions::PERMANENT,
+    });
+    let a = t.run("", set);
+    assert!(matches!(a.result, Ok(Response::V2(V2Applied::Event(_)))));
+    let a = t.run(
+        "",
+        Command::V2(Request::QGet {
+            path: keys_path("/nothing"),
+            recursive: false,
+            sorted: false,
+        }),
+    );
+    assert_eq!(
+        a.result.map_err(|e| e.to_string()),
+        Err("Key not found (/1/nothing)".into())
+    );
+    let reopened =
+        AppState::open(t.app.store().backend().clone(), AppConfig::default()).expect("reopen");
+    assert_eq!(reopened.v2(), t.app.v2());
+    assert_eq!(reopened.v2().index(), 1);
+    // v2 writes do not touch the v3 store.
+    assert_eq!(reopened.store().current_revision(), 1);
+}

@@ -16,7 +16,27 @@
 //!   5 Compaction   revision:i64 physical:bool
 //!   6 LeaseGrant   id:i64 ttl_secs:i64
 //!   7 LeaseRevoke  id:i64
-//!   (16-31 are reserved for auth, 32-47 for v2, 48-63 for membership commands)
+//!   16 Auth        auth_tag:u8 then
+//!                    1 Enable | 2 Disable | 3 Authenticate name:string token:string
+//!                    | 4 UserAdd name:string hash:bytes no_password:bool
+//!                    | 5 UserDelete name:string | 6 UserChangePassword name:string hash:bytes
+//!                    | 7 UserGrantRole user:string role:string
+//!                    | 8 UserRevokeRole user:string role:string | 9 UserGet name:string
+//!                    | 10 UserList | 11 RoleAdd name:string | 12 RoleGet name:string
+//!                    | 13 RoleList | 14 RoleDelete name:string
+//!                    | 15 RoleGrantPermission name:string perm_type:u8 key:bytes end:bytes
+//!                    | 16 RoleRevokePermission name:string key:bytes end:bytes
+//!                  (perm_type: 0 READ 1 WRITE 2 READWRITE, etcd's numbers)
+//!   32 V2          v2_tag:u8 then
+//!                    1 Put path:string value:string dir:bool prev_exist:option<bool>
+//!                      prev_value:string prev_index:u64 ttl
+//!                    | 2 Post path:string value:string dir:bool ttl
+//!                    | 3 Delete path:string dir:bool recursive:bool prev_value:string
+//!                      prev_index:u64
+//!                    | 4 QGet path:string recursive:bool sorted:bool
+//!                    | 5 Sync time_ms:u64
+//!                  ttl = expire_at_ms:option<u64> refresh:bool
+//!   (17-31 and 33-47 stay free for later auth and v2 commands, 48-63 for membership)
 //! txn        = compares:list<compare> success:list<op> failure:list<op>
 //! compare    = result:u8 target:u8 operand key:bytes range_end:bytes
 //!              result: 0 EQUAL 1 GREATER 2 LESS 3 NOT_EQUAL (etcd's numbers)
@@ -33,12 +53,14 @@
 //! Decoding validates everything (tags, booleans, UTF-8, lengths, nesting depth at most
 //! [`MAX_TXN_DEPTH`], no trailing bytes) and returns an error, never panics.
 
-use super::{AuthInfo, Command, Proposal};
+use super::{AuthCommand, AuthInfo, Command, Proposal};
+use crate::auth::{Permission, PermissionType};
 use crate::lease::LeaseId;
 use crate::mvcc::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
 };
+use crate::v2::{Request as V2Request, TtlOptions};
 
 /// The format version this code writes.
 pub const FORMAT_VERSION: u8 = 1;
@@ -89,7 +111,7 @@ pub fn encode(p: &Proposal) -> Vec<u8> {
         Some(a) => {
             w.u8(1);
             w.bytes(a.username.as_bytes());
-            w.u64(a.auth_revision);
+            w.u64(a.revision);
         }
     }
     w.command(&p.command);
@@ -112,7 +134,7 @@ pub fn decode(bytes: &[u8]) -> Result<Proposal, CodecError> {
         0 => None,
         1 => Some(AuthInfo {
             username: r.string()?,
-            auth_revision: r.u64()?,
+            revision: r.u64()?,
         }),
         tag => {
             return Err(CodecError::UnknownTag {
@@ -188,6 +210,181 @@ impl Writer {
             Command::LeaseRevoke { id } => {
                 self.u8(7);
                 self.i64(id.0);
+            }
+            Command::Auth(a) => {
+                self.u8(16);
+                self.auth(a);
+            }
+            Command::V2(r) => {
+                self.u8(32);
+                self.v2(r);
+            }
+        }
+    }
+
+    fn string(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+
+    fn auth(&mut self, a: &AuthCommand) {
+        match a {
+            AuthCommand::Enable => self.u8(1),
+            AuthCommand::Disable => self.u8(2),
+            AuthCommand::Authenticate { name, simple_token } => {
+                self.u8(3);
+                self.string(name);
+                self.string(simple_token);
+            }
+            AuthCommand::UserAdd {
+                name,
+                password_hash,
+                no_password,
+            } => {
+                self.u8(4);
+                self.string(name);
+                self.bytes(password_hash);
+                self.bool(*no_password);
+            }
+            AuthCommand::UserDelete { name } => {
+                self.u8(5);
+                self.string(name);
+            }
+            AuthCommand::UserChangePassword {
+                name,
+                password_hash,
+            } => {
+                self.u8(6);
+                self.string(name);
+                self.bytes(password_hash);
+            }
+            AuthCommand::UserGrantRole { user, role } => {
+                self.u8(7);
+                self.string(user);
+                self.string(role);
+            }
+            AuthCommand::UserRevokeRole { name, role } => {
+                self.u8(8);
+                self.string(name);
+                self.string(role);
+            }
+            AuthCommand::UserGet { name } => {
+                self.u8(9);
+                self.string(name);
+            }
+            AuthCommand::UserList => self.u8(10),
+            AuthCommand::RoleAdd { name } => {
+                self.u8(11);
+                self.string(name);
+            }
+            AuthCommand::RoleGet { role } => {
+                self.u8(12);
+                self.string(role);
+            }
+            AuthCommand::RoleList => self.u8(13),
+            AuthCommand::RoleDelete { role } => {
+                self.u8(14);
+                self.string(role);
+            }
+            AuthCommand::RoleGrantPermission { name, perm } => {
+                self.u8(15);
+                self.string(name);
+                self.u8(match perm.perm_type {
+                    PermissionType::Read => 0,
+                    PermissionType::Write => 1,
+                    PermissionType::ReadWrite => 2,
+                });
+                self.bytes(&perm.key);
+                self.bytes(&perm.range_end);
+            }
+            AuthCommand::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            } => {
+                self.u8(16);
+                self.string(role);
+                self.bytes(key);
+                self.bytes(range_end);
+            }
+        }
+    }
+
+    fn ttl(&mut self, t: &TtlOptions) {
+        match t.expire_at_ms {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u64(v);
+            }
+        }
+        self.bool(t.refresh);
+    }
+
+    fn v2(&mut self, r: &V2Request) {
+        match r {
+            V2Request::Put {
+                path,
+                value,
+                dir,
+                prev_exist,
+                prev_value,
+                prev_index,
+                ttl,
+            } => {
+                self.u8(1);
+                self.string(path);
+                self.string(value);
+                self.bool(*dir);
+                match prev_exist {
+                    None => self.u8(0),
+                    Some(b) => {
+                        self.u8(1);
+                        self.bool(*b);
+                    }
+                }
+                self.string(prev_value);
+                self.u64(*prev_index);
+                self.ttl(ttl);
+            }
+            V2Request::Post {
+                path,
+                value,
+                dir,
+                ttl,
+            } => {
+                self.u8(2);
+                self.string(path);
+                self.string(value);
+                self.bool(*dir);
+                self.ttl(ttl);
+            }
+            V2Request::Delete {
+                path,
+                dir,
+                recursive,
+                prev_value,
+                prev_index,
+            } => {
+                self.u8(3);
+                self.string(path);
+                self.bool(*dir);
+                self.bool(*recursive);
+                self.string(prev_value);
+                self.u64(*prev_index);
+            }
+            V2Request::QGet {
+                path,
+                recursive,
+                sorted,
+            } => {
+                self.u8(4);
+                self.string(path);
+                self.bool(*recursive);
+                self.bool(*sorted);
+            }
+            V2Request::Sync { time_ms } => {
+                self.u8(5);
+                self.u64(*time_ms);
             }
         }
     }
@@ -362,9 +559,156 @@ impl Reader<'_> {
             7 => Command::LeaseRevoke {
                 id: LeaseId(self.i64()?),
             },
+            16 => Command::Auth(self.auth()?),
+            32 => Command::V2(self.v2()?),
             tag => {
                 return Err(CodecError::UnknownTag {
                     what: "command",
+                    tag,
+                });
+            }
+        })
+    }
+
+    fn auth(&mut self) -> Result<AuthCommand, CodecError> {
+        Ok(match self.u8()? {
+            1 => AuthCommand::Enable,
+            2 => AuthCommand::Disable,
+            3 => AuthCommand::Authenticate {
+                name: self.string()?,
+                simple_token: self.string()?,
+            },
+            4 => AuthCommand::UserAdd {
+                name: self.string()?,
+                password_hash: self.bytes()?,
+                no_password: self.bool()?,
+            },
+            5 => AuthCommand::UserDelete {
+                name: self.string()?,
+            },
+            6 => AuthCommand::UserChangePassword {
+                name: self.string()?,
+                password_hash: self.bytes()?,
+            },
+            7 => AuthCommand::UserGrantRole {
+                user: self.string()?,
+                role: self.string()?,
+            },
+            8 => AuthCommand::UserRevokeRole {
+                name: self.string()?,
+                role: self.string()?,
+            },
+            9 => AuthCommand::UserGet {
+                name: self.string()?,
+            },
+            10 => AuthCommand::UserList,
+            11 => AuthCommand::RoleAdd {
+                name: self.string()?,
+            },
+            12 => AuthCommand::RoleGet {
+                role: self.string()?,
+            },
+            13 => AuthCommand::RoleList,
+            14 => AuthCommand::RoleDelete {
+                role: self.string()?,
+            },
+            15 => {
+                let name = self.string()?;
+                let perm_type = match self.u8()? {
+                    0 => PermissionType::Read,
+                    1 => PermissionType::Write,
+                    2 => PermissionType::ReadWrite,
+                    tag => {
+                        return Err(CodecError::UnknownTag {
+                            what: "permission type",
+                            tag,
+                        });
+                    }
+                };
+                AuthCommand::RoleGrantPermission {
+                    name,
+                    perm: Permission {
+                        perm_type,
+                        key: self.bytes()?,
+                        range_end: self.bytes()?,
+                    },
+                }
+            }
+            16 => AuthCommand::RoleRevokePermission {
+                role: self.string()?,
+                key: self.bytes()?,
+                range_end: self.bytes()?,
+            },
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "auth command",
+                    tag,
+                });
+            }
+        })
+    }
+
+    fn ttl(&mut self) -> Result<TtlOptions, CodecError> {
+        let expire_at_ms = match self.u8()? {
+            0 => None,
+            1 => Some(self.u64()?),
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "ttl option",
+                    tag,
+                });
+            }
+        };
+        Ok(TtlOptions {
+            expire_at_ms,
+            refresh: self.bool()?,
+        })
+    }
+
+    fn v2(&mut self) -> Result<V2Request, CodecError> {
+        Ok(match self.u8()? {
+            1 => V2Request::Put {
+                path: self.string()?,
+                value: self.string()?,
+                dir: self.bool()?,
+                prev_exist: match self.u8()? {
+                    0 => None,
+                    1 => Some(self.bool()?),
+                    tag => {
+                        return Err(CodecError::UnknownTag {
+                            what: "prev_exist option",
+                            tag,
+                        });
+                    }
+                },
+                prev_value: self.string()?,
+                prev_index: self.u64()?,
+                ttl: self.ttl()?,
+            },
+            2 => V2Request::Post {
+                path: self.string()?,
+                value: self.string()?,
+                dir: self.bool()?,
+                ttl: self.ttl()?,
+            },
+            3 => V2Request::Delete {
+                path: self.string()?,
+                dir: self.bool()?,
+                recursive: self.bool()?,
+                prev_value: self.string()?,
+                prev_index: self.u64()?,
+            },
+            4 => V2Request::QGet {
+                path: self.string()?,
+                recursive: self.bool()?,
+                sorted: self.bool()?,
+            },
+            5 => V2Request::Sync {
+                time_ms: self.u64()?,
+            },
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "v2 request",
                     tag,
                 });
             }

@@ -21,12 +21,15 @@
 
 pub mod codec;
 
+pub use crate::auth::AuthInfo;
+use crate::auth::{AuthError, AuthStore, Permission, TxnAuthMode, TxnCheck, TxnOpCheck};
 use crate::lease::{Lease, LeaseError, LeaseId, Lessor, TimeToLive};
 use crate::mvcc::{
     Backend, BackendError, Bucket, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, Event, HashKv, MemBackend, MvccError, OpenError, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, Store, TxnRequest, TxnResponse, WriteBatch,
+    RangeRequest, RangeResponse, RequestOp, Store, TxnRequest, TxnResponse, WriteBatch, validate,
 };
+use crate::v2;
 
 /// Meta-bucket key of the last applied Raft index (etcd's name), u64 big-endian.
 pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
@@ -57,21 +60,141 @@ pub enum Command {
         ttl_secs: i64,
     },
     /// Revoke a lease and delete its keys in one revision. The leader proposes this for
-    /// each expired lease as well, exactly as etcd does.
+    /// each expired lease as well, exactly as etcd does, as the root user when auth is
+    /// enabled (etcd's `WithRoot`), since revoking checks write access to the keys.
     LeaseRevoke {
         /// The lease's ID.
         id: LeaseId,
     },
+    /// An auth request (etcd's `Auth*` internal requests).
+    Auth(AuthCommand),
+    /// A v2 keys-API request.
+    V2(v2::Request),
 }
 
-/// Who sent a request, for permission checks at apply time (etcd's `RequestHeader`
-/// `username` and `auth_revision`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct AuthInfo {
-    /// The authenticated user name.
-    pub username: String,
-    /// The auth revision the token was checked against.
-    pub auth_revision: u64,
+/// The auth requests that go through the log (etcd 3.4 `InternalRaftRequest` auth
+/// fields). Passwords arrive already hashed (the server runs bcrypt before proposing);
+/// `Authenticate` arrives after the server checked the password.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AuthCommand {
+    /// `AuthEnable`.
+    Enable,
+    /// `AuthDisable`.
+    Disable,
+    /// `Authenticate`: the token the server generated for the new session.
+    Authenticate {
+        /// User name.
+        name: String,
+        /// The simple token to hand out (opaque here).
+        simple_token: String,
+    },
+    /// `UserAdd`.
+    UserAdd {
+        /// User name.
+        name: String,
+        /// bcrypt hash (opaque).
+        password_hash: Vec<u8>,
+        /// `options.no_password`.
+        no_password: bool,
+    },
+    /// `UserDelete`.
+    UserDelete {
+        /// User name.
+        name: String,
+    },
+    /// `UserChangePassword`.
+    UserChangePassword {
+        /// User name.
+        name: String,
+        /// bcrypt hash (opaque).
+        password_hash: Vec<u8>,
+    },
+    /// `UserGrantRole`.
+    UserGrantRole {
+        /// User name.
+        user: String,
+        /// Role name.
+        role: String,
+    },
+    /// `UserRevokeRole`.
+    UserRevokeRole {
+        /// User name.
+        name: String,
+        /// Role name.
+        role: String,
+    },
+    /// `UserGet`.
+    UserGet {
+        /// User name.
+        name: String,
+    },
+    /// `UserList`.
+    UserList,
+    /// `RoleAdd`.
+    RoleAdd {
+        /// Role name.
+        name: String,
+    },
+    /// `RoleGet`.
+    RoleGet {
+        /// Role name.
+        role: String,
+    },
+    /// `RoleList`.
+    RoleList,
+    /// `RoleDelete`.
+    RoleDelete {
+        /// Role name.
+        role: String,
+    },
+    /// `RoleGrantPermission`.
+    RoleGrantPermission {
+        /// Role name.
+        name: String,
+        /// The permission.
+        perm: Permission,
+    },
+    /// `RoleRevokePermission`.
+    RoleRevokePermission {
+        /// Role name.
+        role: String,
+        /// Permission key.
+        key: Vec<u8>,
+        /// Permission range end.
+        range_end: Vec<u8>,
+    },
+}
+
+impl AuthCommand {
+    /// etcd's `needAdminPermission`: every auth request except `Authenticate`,
+    /// `UserGet` (own user) and `RoleGet` (own role), which are checked separately.
+    fn needs_admin(&self) -> bool {
+        !matches!(
+            self,
+            AuthCommand::Authenticate { .. }
+                | AuthCommand::UserGet { .. }
+                | AuthCommand::RoleGet { .. }
+        )
+    }
+}
+
+/// The result of an auth request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AuthResponse {
+    /// A change was made (or was a no-op); nothing to return.
+    Done,
+    /// `Authenticate`: the token and the auth revision it was issued at.
+    Authenticated {
+        /// The token from the command.
+        token: String,
+        /// The auth revision.
+        auth_revision: u64,
+    },
+    /// `UserGet`: the user's roles; `RoleList`: the role names; `UserList`: the user
+    /// names.
+    Names(Vec<String>),
+    /// `RoleGet`: the role's permissions.
+    Permissions(Vec<Permission>),
 }
 
 /// What the server proposes to Raft: a [`Command`] with the request ID the proposer
@@ -80,7 +203,8 @@ pub struct AuthInfo {
 pub struct Proposal {
     /// Unique per proposer; echoed in [`Applied::request_id`].
     pub request_id: u64,
-    /// The authenticated sender, if any.
+    /// The authenticated sender (etcd's header `username`/`auth_revision`), if the
+    /// request carried a token. `None` is "no user".
     pub auth: Option<AuthInfo>,
     /// The command.
     pub command: Command,
@@ -123,10 +247,14 @@ pub enum Response {
     LeaseGrant(LeaseGrantResponse),
     /// For [`Command::LeaseRevoke`].
     LeaseRevoke(LeaseRevokeResponse),
+    /// For [`Command::Auth`].
+    Auth(AuthResponse),
+    /// For [`Command::V2`].
+    V2(v2::Applied),
 }
 
 /// Why a command had no effect, with etcd's texts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
     /// A KV error.
@@ -135,6 +263,12 @@ pub enum ApplyError {
     /// A lease error.
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    /// An auth error (permission denied, old auth revision, auth management errors).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A v2 store error.
+    #[error(transparent)]
+    V2(#[from] v2::V2Error),
 }
 
 /// The outcome of applying one log entry.
@@ -158,6 +292,8 @@ pub struct Applied {
 pub struct AppConfig {
     /// Leases are granted at least this TTL (see [`crate::lease::min_lease_ttl_secs`]).
     pub min_lease_ttl_secs: i64,
+    /// Which txn permission rules apply (etcd 3.4.23's by default).
+    pub txn_auth_mode: TxnAuthMode,
 }
 
 impl Default for AppConfig {
@@ -165,15 +301,27 @@ impl Default for AppConfig {
     fn default() -> Self {
         Self {
             min_lease_ttl_secs: crate::lease::min_lease_ttl_secs(100, 1000),
+            txn_auth_mode: TxnAuthMode::default(),
         }
     }
 }
 
-/// The replicated application state: MVCC store, leases and the applied index.
+/// The replicated application state: MVCC store, leases, auth, the v2 store and the
+/// applied index.
+///
+/// Persistence: the MVCC history, leases and applied index live in the backend in
+/// etcd's layouts (see [`crate::mvcc::Backend`]). The auth and v2 states are persisted
+/// as the log of the auth and v2 commands applied (bucket [`Bucket::Auth`] /
+/// [`Bucket::V2`]: 8-byte BE index -> 8-byte BE `now_ms` + [`codec`] bytes of the
+/// proposal), which [`AppState::open`] replays; both are deterministic functions of
+/// that log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AppState<B = MemBackend> {
     store: Store<B>,
     lessor: Lessor,
+    auth: AuthStore,
+    v2: v2::Store,
+    config: AppConfig,
     applied_index: u64,
 }
 
@@ -184,43 +332,62 @@ impl<B: Backend> AppState<B> {
         Self {
             store: Store::new(backend),
             lessor: Lessor::new(config.min_lease_ttl_secs),
+            auth: AuthStore::new(),
+            v2: v2::Store::new(),
+            config,
             applied_index: 0,
         }
     }
 
     /// Rebuilds the state from `backend` after a restart: the KV index, the leases
-    /// (clocks stopped until [`AppState::promote`]) and the applied index.
+    /// (clocks stopped until [`AppState::promote`]), the auth and v2 states (by replaying
+    /// their command logs) and the applied index.
     ///
     /// # Errors
     /// [`OpenError`] if the backend fails or holds malformed entries.
     pub fn open(backend: B, config: AppConfig) -> Result<Self, OpenError> {
         let store = Store::open(backend)?;
-        let mut lessor = Lessor::new(config.min_lease_ttl_secs);
         let mut leases = Vec::new();
         for (k, v) in store.backend().scan(Bucket::Lease, &[])? {
-            let l = Lease::decode(&v).map_err(|e| OpenError::Corrupt {
-                bucket: Bucket::Lease,
-                key: k.clone(),
-                reason: e.to_string(),
-            })?;
+            let l = Lease::decode(&v).map_err(|e| corrupt(Bucket::Lease, &k, &e.to_string()))?;
             leases.push(l);
         }
-        lessor.restore(leases);
         let applied_index = match store.backend().get(Bucket::Meta, CONSISTENT_INDEX_KEY)? {
             None => 0,
-            Some(v) => {
-                u64::from_be_bytes(v.as_slice().try_into().map_err(|_| OpenError::Corrupt {
-                    bucket: Bucket::Meta,
-                    key: CONSISTENT_INDEX_KEY.to_vec(),
-                    reason: "not 8 bytes".to_owned(),
-                })?)
-            }
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt(Bucket::Meta, CONSISTENT_INDEX_KEY, "not 8 bytes"))?,
+            ),
         };
-        Ok(Self {
+        let mut state = Self {
             store,
-            lessor,
+            lessor: Lessor::new(config.min_lease_ttl_secs),
+            auth: AuthStore::new(),
+            v2: v2::Store::new(),
+            config,
             applied_index,
-        })
+        };
+        state.lessor.restore(leases);
+        for bucket in [Bucket::Auth, Bucket::V2] {
+            for (k, v) in state.store.backend().scan(bucket, &[])? {
+                let (now_ms, proposal) = decode_logged(&v)
+                    .ok_or_else(|| corrupt(bucket, &k, "not a logged proposal"))?;
+                let info = proposal.auth.clone().unwrap_or_default();
+                // The result was returned when the entry was first applied; replay only
+                // rebuilds the state.
+                let _ = match &proposal.command {
+                    Command::Auth(c) => state.execute_auth(c, &info).map(|_| ()),
+                    Command::V2(r) => state
+                        .v2
+                        .apply(r, now_ms)
+                        .map(|_| ())
+                        .map_err(ApplyError::from),
+                    _ => return Err(corrupt(bucket, &k, "not an auth or v2 command")),
+                };
+            }
+        }
+        Ok(state)
     }
 
     /// The last applied log index (etcd's consistent index).
@@ -241,9 +408,22 @@ impl<B: Backend> AppState<B> {
         &self.lessor
     }
 
+    /// The auth state, for the server's token checks and for permission checks of
+    /// requests it serves without the log (serializable ranges, watches).
+    #[must_use]
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
+    }
+
+    /// The v2 store, for reads and watches that do not go through the log.
+    #[must_use]
+    pub fn v2(&self) -> &v2::Store {
+        &self.v2
+    }
+
     /// Applies the committed entry at `index`. `now_ms` is this member's clock, used
-    /// only to start lease clocks on the leader. Returns `Ok(None)` without any effect
-    /// if `index <= applied_index()`.
+    /// only to start lease clocks on the leader and to render v2 TTLs. Returns
+    /// `Ok(None)` without any effect if `index <= applied_index()`.
     ///
     /// # Errors
     /// [`BackendError`] if the batch could not be written: fatal for the server.
@@ -257,7 +437,18 @@ impl<B: Backend> AppState<B> {
             return Ok(None);
         }
         let mut extra = WriteBatch::default();
-        let result = self.execute(&proposal.command, now_ms, &mut extra);
+        let info = proposal.auth.clone().unwrap_or_default();
+        let result = self.execute(&proposal.command, &info, now_ms, &mut extra);
+        let log_bucket = match proposal.command {
+            Command::Auth(_) => Some(Bucket::Auth),
+            Command::V2(_) => Some(Bucket::V2),
+            _ => None,
+        };
+        if let Some(bucket) = log_bucket {
+            let mut v = now_ms.to_be_bytes().to_vec();
+            v.extend_from_slice(&codec::encode(proposal));
+            extra.put(bucket, index.to_be_bytes().to_vec(), v);
+        }
         self.finish(index, extra)?;
         Ok(Some(Applied {
             index,
@@ -291,12 +482,59 @@ impl<B: Backend> AppState<B> {
         Ok(())
     }
 
+    /// etcd's `checkLeasePuts`: write access to every key attached to `id`.
+    fn check_lease_puts(&self, info: &AuthInfo, id: LeaseId) -> Result<(), AuthError> {
+        let keys = self.store.keys_of_lease(id);
+        self.auth
+            .is_lease_keys_put_permitted(info, keys.iter().map(Vec::as_slice))
+    }
+
+    /// The permission checks of etcd 3.4's `authApplierV3` for KV and lease commands,
+    /// after the request checks etcd makes before proposing.
+    fn check_kv_auth(&self, command: &Command, info: &AuthInfo) -> Result<(), ApplyError> {
+        match command {
+            Command::Range(r) => {
+                validate::check_range(r)?;
+                self.auth.is_range_permitted(info, &r.key, &r.range_end)?;
+            }
+            Command::Put(r) => {
+                validate::check_put(r)?;
+                self.auth.is_put_permitted(info, &r.key)?;
+                self.check_lease_puts(info, r.lease)?;
+                if r.prev_kv {
+                    self.auth.is_range_permitted(info, &r.key, &[])?;
+                }
+            }
+            Command::DeleteRange(r) => {
+                validate::check_delete(r)?;
+                self.auth
+                    .is_delete_range_permitted(info, &r.key, &r.range_end)?;
+                if r.prev_kv {
+                    self.auth.is_range_permitted(info, &r.key, &r.range_end)?;
+                }
+            }
+            Command::Txn(t) => {
+                validate::check_txn(t)?;
+                self.auth
+                    .is_txn_permitted(info, &txn_check(t), self.config.txn_auth_mode)?;
+            }
+            Command::LeaseRevoke { id } => self.check_lease_puts(info, *id)?,
+            Command::Compaction(_)
+            | Command::LeaseGrant { .. }
+            | Command::Auth(_)
+            | Command::V2(_) => {}
+        }
+        Ok(())
+    }
+
     fn execute(
         &mut self,
         command: &Command,
+        info: &AuthInfo,
         now_ms: u64,
         batch: &mut WriteBatch,
     ) -> Result<Response, ApplyError> {
+        self.check_kv_auth(command, info)?;
         Ok(match command {
             Command::Range(r) => Response::Range(self.store.range(r)?),
             Command::Put(r) => Response::Put(self.store.put(r, &self.lessor)?),
@@ -319,6 +557,75 @@ impl<B: Backend> AppState<B> {
                 batch.delete(Bucket::Lease, lease_key(l.id));
                 Response::LeaseRevoke(LeaseRevokeResponse { revision })
             }
+            Command::Auth(c) => Response::Auth(self.execute_auth(c, info)?),
+            Command::V2(r) => Response::V2(self.v2.apply(r, now_ms)?),
+        })
+    }
+
+    /// An auth request as etcd 3.4 applies it: the admin check (`needAdminPermission`,
+    /// with the own-user and own-role exceptions), then the auth store's operation.
+    fn execute_auth(
+        &mut self,
+        c: &AuthCommand,
+        info: &AuthInfo,
+    ) -> Result<AuthResponse, ApplyError> {
+        match c {
+            AuthCommand::UserGet { name } => self.auth.is_user_get_permitted(info, name)?,
+            AuthCommand::RoleGet { role } => self.auth.is_role_get_permitted(info, role)?,
+            _ if c.needs_admin() => self.auth.is_admin_permitted(info)?,
+            _ => {}
+        }
+        let a = &mut self.auth;
+        Ok(match c {
+            AuthCommand::Enable => a.auth_enable().map(|()| AuthResponse::Done)?,
+            AuthCommand::Disable => {
+                a.auth_disable();
+                AuthResponse::Done
+            }
+            AuthCommand::Authenticate { name, simple_token } => {
+                let auth_revision = a.authenticate(name)?;
+                AuthResponse::Authenticated {
+                    token: simple_token.clone(),
+                    auth_revision,
+                }
+            }
+            AuthCommand::UserAdd {
+                name,
+                password_hash,
+                no_password,
+            } => {
+                a.user_add(name, password_hash.clone(), *no_password)?;
+                AuthResponse::Done
+            }
+            AuthCommand::UserDelete { name } => a.user_delete(name).map(|()| AuthResponse::Done)?,
+            AuthCommand::UserChangePassword {
+                name,
+                password_hash,
+            } => a
+                .user_change_password(name, password_hash.clone())
+                .map(|()| AuthResponse::Done)?,
+            AuthCommand::UserGrantRole { user, role } => {
+                a.user_grant_role(user, role).map(|()| AuthResponse::Done)?
+            }
+            AuthCommand::UserRevokeRole { name, role } => a
+                .user_revoke_role(name, role)
+                .map(|()| AuthResponse::Done)?,
+            AuthCommand::UserGet { name } => AuthResponse::Names(a.user_get(name)?),
+            AuthCommand::UserList => AuthResponse::Names(a.user_list()),
+            AuthCommand::RoleAdd { name } => a.role_add(name).map(|()| AuthResponse::Done)?,
+            AuthCommand::RoleGet { role } => AuthResponse::Permissions(a.role_get(role)?),
+            AuthCommand::RoleList => AuthResponse::Names(a.role_list()),
+            AuthCommand::RoleDelete { role } => a.role_delete(role).map(|()| AuthResponse::Done)?,
+            AuthCommand::RoleGrantPermission { name, perm } => a
+                .role_grant_permission(name, perm.clone())
+                .map(|()| AuthResponse::Done)?,
+            AuthCommand::RoleRevokePermission {
+                role,
+                key,
+                range_end,
+            } => a
+                .role_revoke_permission(role, key, range_end)
+                .map(|()| AuthResponse::Done)?,
         })
     }
 
@@ -392,6 +699,54 @@ impl<B: Backend> AppState<B> {
     #[must_use]
     pub fn expired_leases(&self, now_ms: u64, limit: usize) -> Vec<LeaseId> {
         self.lessor.expired_leases(now_ms, limit)
+    }
+}
+
+fn corrupt(bucket: Bucket, key: &[u8], reason: &str) -> OpenError {
+    OpenError::Corrupt {
+        bucket,
+        key: key.to_vec(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Splits a logged auth/v2 entry into its `now_ms` and proposal.
+fn decode_logged(v: &[u8]) -> Option<(u64, Proposal)> {
+    let (now, rest) = v.split_at_checked(8)?;
+    let now_ms = u64::from_be_bytes(now.try_into().ok()?);
+    Some((now_ms, codec::decode(rest).ok()?))
+}
+
+/// A txn reduced to what the permission check looks at.
+fn txn_check(t: &TxnRequest) -> TxnCheck {
+    let ops = |ops: &[RequestOp]| -> Vec<TxnOpCheck> {
+        ops.iter()
+            .map(|op| match op {
+                RequestOp::Range(r) => TxnOpCheck::Range {
+                    key: r.key.clone(),
+                    range_end: r.range_end.clone(),
+                },
+                RequestOp::Put(p) => TxnOpCheck::Put {
+                    key: p.key.clone(),
+                    prev_kv: p.prev_kv,
+                },
+                RequestOp::DeleteRange(d) => TxnOpCheck::DeleteRange {
+                    key: d.key.clone(),
+                    range_end: d.range_end.clone(),
+                    prev_kv: d.prev_kv,
+                },
+                RequestOp::Txn(n) => TxnOpCheck::Txn(txn_check(n)),
+            })
+            .collect()
+    };
+    TxnCheck {
+        compares: t
+            .compare
+            .iter()
+            .map(|c| (c.key.clone(), c.range_end.clone()))
+            .collect(),
+        success: ops(&t.success),
+        failure: ops(&t.failure),
     }
 }
 
