@@ -242,3 +242,116 @@ fn bootstrap_writes_take_three_v2_indexes_like_etcd() {
     );
     assert_eq!(decide_cluster_version(&[Some(v), None]), None);
 }
+
+/// etcd 3.4.23 `etcdctl member add l1 --learner --peer-urls=http://127.0.0.1:23999`, run
+/// at Unix second 1795291992, reported member f5493ebe663ad23b: run-time adds hash the
+/// peer URLs with an EMPTY cluster token and the request time.
+#[test]
+fn runtime_member_add_id_uses_empty_token_and_request_second() {
+    let urls = urls(&["http://127.0.0.1:23999"]);
+    let m = Member::new("", &urls, "", Some(1_795_291_992), true);
+    assert_eq!(m.id.to_string(), "f5493ebe663ad23b");
+    assert_eq!(
+        member_id(&urls, "", Some(1_795_291_992)),
+        MemberId(0xf549_3ebe_663a_d23b)
+    );
+}
+
+/// The same etcdctl session, in order: a second learner, a voter on a taken peer URL,
+/// promoting the voter, promoting the unstarted learner, removing/updating an unknown
+/// ID, updating to a taken URL, removing the learner twice.
+#[test]
+fn member_errors_follow_recorded_etcdctl_session() {
+    let mut s = v2::Store::new();
+    let mut c = Cluster::initial(
+        &[("default".to_string(), urls(&["http://127.0.0.1:23798"]))],
+        "etcd-cluster",
+    );
+    let voter = c.member_ids()[0];
+    let l1 = Member::new(
+        "",
+        &urls(&["http://127.0.0.1:23999"]),
+        "",
+        Some(1_795_291_992),
+        true,
+    );
+    let l1_id = l1.id;
+    c.add_member(l1, &mut s, 0).expect("learner added");
+    let l2 = Member::new(
+        "",
+        &urls(&["http://127.0.0.1:23998"]),
+        "",
+        Some(1_795_291_993),
+        true,
+    );
+    assert_eq!(
+        c.validate_add(&l2).map_err(|e| e.to_string()),
+        Err("etcdserver: too many learner members in cluster".to_string())
+    );
+    let l3 = Member::new(
+        "",
+        &urls(&["http://127.0.0.1:23798"]),
+        "",
+        Some(1_795_291_993),
+        false,
+    );
+    assert_eq!(c.validate_add(&l3), Err(MembershipError::PeerUrlExists));
+    assert_eq!(c.validate_promote(voter), Err(MembershipError::NotLearner));
+    assert!(
+        !is_learner_ready(0, 10),
+        "an unstarted learner is not in sync"
+    );
+    assert_eq!(
+        MembershipError::LearnerNotReady.to_string(),
+        "etcdserver: can only promote a learner member which is in sync with leader"
+    );
+    assert_eq!(
+        c.validate_remove(MemberId(0x1234)),
+        Err(MembershipError::NotFound)
+    );
+    assert_eq!(
+        c.validate_update(MemberId(0x1234), &urls(&["http://x:1"])),
+        Err(MembershipError::NotFound)
+    );
+    assert_eq!(
+        c.validate_update(voter, &urls(&["http://127.0.0.1:23999"])),
+        Err(MembershipError::PeerUrlExists)
+    );
+    c.remove_member(l1_id, &mut s, 0).expect("removed");
+    assert_eq!(
+        c.remove_member(l1_id, &mut s, 0),
+        Err(MembershipError::NotFound)
+    );
+    let again = Member::new(
+        "",
+        &urls(&["http://127.0.0.1:23999"]),
+        "",
+        Some(1_795_291_993),
+        true,
+    );
+    c.validate_add(&again).expect("the URL is free again");
+    assert_eq!(
+        c.id(),
+        cluster_id(&[voter]),
+        "the cluster ID does not change on add/remove"
+    );
+}
+
+#[test]
+fn membership_error_table_snapshot() {
+    let all = [
+        MembershipError::IdExists,
+        MembershipError::PeerUrlExists,
+        MembershipError::NotFound,
+        MembershipError::NotLearner,
+        MembershipError::LearnerNotReady,
+        MembershipError::TooManyLearners,
+        MembershipError::NotEnoughStarted,
+        MembershipError::BadUrls,
+    ];
+    let table: Vec<String> = all
+        .iter()
+        .map(|e| format!("{} {e}", e.grpc_code()))
+        .collect();
+    insta::assert_snapshot!(table.join("\n"));
+}

@@ -286,3 +286,20 @@ fn events_and_errors_snapshot() {
     ));
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+/// Every v2 error code with etcd's message and HTTP status, as a sample error body.
+#[test]
+fn v2_error_table_snapshot() {
+    let table: Vec<String> = V2ErrorCode::ALL
+        .iter()
+        .map(|c| {
+            assert_eq!(V2ErrorCode::from_code(c.code()), Some(*c));
+            format!(
+                "{} {}",
+                c.http_status(),
+                oxetcd_spec::v2::V2Error::new(*c, "", 7).to_json()
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(table.join("\n"));
+}
