@@ -108,6 +108,8 @@ pub struct TranscriptResult {
     pub deviations: Vec<(usize, String)>,
     /// The first failure.
     pub first_failure: Option<Failure>,
+    /// Every failing step, in order.
+    pub failures: Vec<Failure>,
 }
 
 impl TranscriptResult {
@@ -343,6 +345,7 @@ impl Runner {
         }
         let req = builder.body(Full::new(Bytes::from(body)))?;
         let client = self.http.clone();
+        let lines = step.lines;
         Ok(async move {
             let resp = client.request(req).await?;
             let status = resp.status().as_u16();
@@ -354,6 +357,29 @@ impl Runner {
                         Value::String(v.to_str().unwrap_or("").to_owned()),
                     );
                 }
+            }
+            if let Some(n) = lines {
+                let mut body = resp.into_body();
+                let mut buf = Vec::new();
+                let mut parsed = Vec::new();
+                while parsed.len() < n {
+                    let Some(frame) = body.frame().await else {
+                        break;
+                    };
+                    if let Ok(data) = frame?.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=pos).collect();
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        parsed.push(serde_json::from_slice::<Value>(&line).unwrap_or_else(|_| {
+                            Value::String(String::from_utf8_lossy(&line).trim_end().to_owned())
+                        }));
+                    }
+                }
+                return Ok((status, headers, Value::Array(parsed)));
             }
             let bytes = resp.into_body().collect().await?.to_bytes();
             let body = serde_json::from_slice::<Value>(&bytes)
@@ -427,6 +453,7 @@ impl Runner {
             failed: 0,
             deviations: Vec::new(),
             first_failure: None,
+            failures: Vec::new(),
         };
         let mut env = match self.setup(t).await {
             Ok(env) => env,
@@ -476,8 +503,9 @@ impl Runner {
                     f.step = i + 1;
                     result.failed += 1;
                     if result.first_failure.is_none() {
-                        result.first_failure = Some(f);
+                        result.first_failure = Some(f.clone());
                     }
+                    result.failures.push(f);
                 }
             }
         }
@@ -671,6 +699,8 @@ impl Runner {
         ctx: &str,
         record: bool,
     ) -> Outcome {
+        let mut got = got;
+        canonicalize(&mut got, ctx);
         if record {
             step.expect = record_expect(&got, env, ctx);
             // Bind variables the recorded tokens introduce, as replay would.
@@ -878,4 +908,20 @@ fn show_expect(e: &Expect) -> String {
         .unwrap_or_default()
         .trim_end()
         .to_owned()
+}
+
+/// The one ordering normalisation: etcd lists a lease's attached keys
+/// (`LeaseTimeToLive` with `keys`) in hash-map order, so they are compared sorted.
+fn canonicalize(got: &mut Got, ctx: &str) {
+    if !(ctx.contains("TimeToLive") || ctx.contains("/lease/timetolive")) {
+        return;
+    }
+    let body = match got {
+        Got::Grpc(Ok(v)) => v,
+        Got::Http { body, .. } => body,
+        _ => return,
+    };
+    if let Some(keys) = body.get_mut("keys").and_then(Value::as_array_mut) {
+        keys.sort_by_key(|k| k.as_str().map(str::to_owned));
+    }
 }

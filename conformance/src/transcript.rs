@@ -141,6 +141,10 @@ pub struct Step {
     /// Bounded wait for `recv`/`quiet`/`join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// With `http`: the answer is a stream of JSON lines (the gateway's `/v3/watch`);
+    /// read this many lines into `body` (an array) and drop the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<usize>,
     /// With `recv`: receive this many messages and match them in any order (several
     /// watchers on one stream answer in no fixed order).
     #[serde(default, skip_serializing_if = "Option::is_none")]

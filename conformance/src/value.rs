@@ -15,7 +15,10 @@
 //! | `~int` / `~int[a..b]` | any integer (e.g. raft term, db size) / an integer in `a..=b` (TTL countdowns) |
 //! | `~string` / `~timestamp` | any string / an RFC 3339 timestamp |
 //!
-//! Everything else, error codes and messages included, must match exactly. The same
+//! Besides tokens, one ordering rule: the `keys` of a `LeaseTimeToLive` answer (which
+//! etcd lists in hash-map order) are sorted before recording and comparing. Several
+//! messages on one stream may be matched in any order where a step says so
+//! (`messages: N`). Everything else, error codes and messages included, must match exactly. The same
 //! tokens may be used in requests (`R+k`, `V+k`, `$name`, `{...}` interpolation).
 
 use std::collections::BTreeMap;
