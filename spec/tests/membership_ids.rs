@@ -335,6 +335,7 @@ fn member_errors_follow_recorded_etcdctl_session() {
         cluster_id(&[voter]),
         "the cluster ID does not change on add/remove"
     );
+    c.check_invariants();
 }
 
 #[test]

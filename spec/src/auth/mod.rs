@@ -12,10 +12,13 @@
 //! bucket) and every successful change bumps it, except `AuthEnable` (etcd 3.4 only
 //! reloads the revision there) and the no-op re-grant of a role a user already has.
 //!
-//! etcd 3.4.23 vs later fixes: 3.4.23 does not check permissions of a Txn nested inside a
-//! Txn (fixed in etcd 3.4.26 / 3.5.9, GHSA-... "nested txn auth bypass"), and does not
-//! check `prev_kv` read permission of a Put inside a Txn. [`TxnAuthMode`] selects either
-//! behaviour; [`TxnAuthMode::Etcd3_4_23`] is the reference.
+//! etcd 3.4.23 vs later fixes (both verified against a real 3.4.23 through the JSON
+//! gateway): a Txn nested inside a Txn is not permission-checked at all (alice wrote a
+//! key she may not write through `success: [{request_txn: {success: [{request_put}]}}]`),
+//! and a Put with `prev_kv` inside a Txn is checked for write only, so it returns the
+//! previous value without read permission (the top-level Put with `prev_kv` is refused).
+//! Later etcd releases check both. [`TxnAuthMode`] selects either behaviour;
+//! [`TxnAuthMode::Etcd3_4_23`] is the reference.
 
 mod error;
 mod perm;
@@ -122,8 +125,8 @@ pub enum TxnAuthMode {
     /// DeleteRange read-if-prev_kv then write; nested Txns are NOT checked.
     #[default]
     Etcd3_4_23,
-    /// Later etcd (3.4.26+, 3.5.9+): as above, plus nested Txns are checked recursively
-    /// and a Put with `prev_kv` also needs read.
+    /// Later etcd releases: as above, plus nested Txns are checked recursively and a Put
+    /// with `prev_kv` also needs read.
     Fixed,
 }
 
@@ -644,6 +647,32 @@ impl AuthStore {
             }
         }
         Ok(())
+    }
+}
+
+impl AuthStore {
+    /// Asserts the invariants: revision >= 1; every user's roles sorted without
+    /// duplicates; names match their keys; while enabled, `root` exists with the root
+    /// role (the checks on delete/revoke keep it so).
+    pub fn check_invariants(&self) {
+        assert!(self.revision >= 1, "auth revision starts at 1");
+        for (name, user) in &self.users {
+            assert_eq!(*name, user.name, "user keyed by its name");
+            assert!(
+                user.roles.windows(2).all(|w| w[0] < w[1]),
+                "roles sorted, unique"
+            );
+        }
+        for (name, role) in &self.roles {
+            assert_eq!(*name, role.name, "role keyed by its name");
+        }
+        if self.enabled {
+            let root = self.users.get(ROOT_USER);
+            assert!(
+                root.is_some_and(has_root_role),
+                "enabled auth keeps root with root role"
+            );
+        }
     }
 }
 

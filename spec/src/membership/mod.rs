@@ -287,6 +287,21 @@ impl Cluster {
         self.removed.contains(&id)
     }
 
+    /// Asserts the invariants: members keyed by their ID, no removed ID among the members,
+    /// at most [`MAX_LEARNERS`] learners, no peer URL shared by two members.
+    pub fn check_invariants(&self) {
+        let mut urls = BTreeSet::new();
+        for (id, m) in &self.members {
+            assert_eq!(*id, m.id, "member keyed by its ID");
+            assert!(!self.removed.contains(id), "a removed ID is not a member");
+            for u in &m.peer_urls {
+                assert!(urls.insert(u.clone()), "peer URL {u} used twice");
+            }
+        }
+        let learners = self.members.values().filter(|m| m.is_learner).count();
+        assert!(learners <= MAX_LEARNERS, "too many learners");
+    }
+
     /// The cluster version, once decided.
     pub fn version(&self) -> Option<ClusterVersion> {
         self.version

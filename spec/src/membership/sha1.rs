@@ -75,7 +75,7 @@ mod tests {
             hex(&sha1(
                 b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
             )),
-            "84983e441c3bd26ebaaec7f2b5b8ea4d8f5ab6f6"
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
         );
     }
 }

@@ -178,7 +178,8 @@ impl Watcher {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum WatchStart {
     /// A matching event was in the history; answer it now (its `etcd_index` is the
-    /// current store index).
+    /// current store index). etcd 3.4 does not register the watcher in this case, even
+    /// for a stream watch: the stream gets this one event and nothing after it.
     Event(Box<Event>),
     /// Nothing yet: wait, delivering the live events for which [`Watcher::matches`].
     Wait(Watcher),

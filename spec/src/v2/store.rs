@@ -26,7 +26,9 @@ pub fn keys_path(user_path: &str) -> String {
 pub struct TtlOptions {
     /// Absolute expiration in ms since the Unix epoch (the server computes
     /// `now + ttl` when it receives the request, as etcd's HTTP handler does); `None`
-    /// makes the node permanent.
+    /// makes the node permanent. etcd's handler maps `ttl=` (empty) to `None` (this is
+    /// how an update removes a TTL) and `ttl=0` to "expires now" (removed by the next
+    /// SYNC).
     pub expire_at_ms: Option<u64>,
     /// A TTL refresh: keep the current value, set the new expiration, and do not notify
     /// watchers (the event still takes an index and a history slot).
