@@ -44,8 +44,10 @@ cluster:
 docs:
 	$(CARGO) doc --workspace --no-deps
 
+# Replays every transcript in conformance/transcripts against ENDPOINT (ONLY=glob,
+# REPORT=file.md|file.html optional); exit status 0 only if every transcript matches.
 conformance: etcd-reference
-	$(CARGO) run --release --bin etcd-conformance -- replay --endpoint $(ENDPOINT)
+	$(CARGO) run --release -p oxetcd-conformance --bin etcd-conformance -- replay --endpoint $(ENDPOINT) $(if $(ONLY),--only '$(ONLY)') $(if $(REPORT),--report $(REPORT))
 
 clean:
 	$(CARGO) clean

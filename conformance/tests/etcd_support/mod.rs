@@ -100,7 +100,8 @@ impl Drop for RealEtcd {
     }
 }
 
-/// The transcript directory.
+/// The transcript directory (not every test binary uses it).
+#[allow(dead_code)]
 pub fn transcripts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("transcripts")
 }
