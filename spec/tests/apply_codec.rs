@@ -3,9 +3,10 @@
 //! readable), and malformed bytes give an error, never a panic.
 
 use oxetcd_spec::apply::codec::{self, CodecError, FORMAT_VERSION, MAX_TXN_DEPTH};
-use oxetcd_spec::apply::{AuthCommand, AuthInfo, Command, Proposal};
+use oxetcd_spec::apply::{AuthCommand, AuthInfo, Command, MemberChange, Proposal};
 use oxetcd_spec::auth::{Permission, PermissionType};
 use oxetcd_spec::lease::LeaseId;
+use oxetcd_spec::membership::{ClusterVersion, Member, MemberId};
 use oxetcd_spec::mvcc::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
@@ -159,6 +160,35 @@ fn auth_command(g: &mut Gen) -> AuthCommand {
     }
 }
 
+fn member_change(g: &mut Gen) -> MemberChange {
+    let id = MemberId(u64::arbitrary(g));
+    match u8::arbitrary(g) % 6 {
+        0 => MemberChange::Add(Member {
+            id,
+            name: String::arbitrary(g),
+            peer_urls: Vec::<String>::arbitrary(g),
+            client_urls: Vec::<String>::arbitrary(g),
+            is_learner: bool::arbitrary(g),
+        }),
+        1 => MemberChange::Remove(id),
+        2 => MemberChange::UpdatePeerUrls {
+            id,
+            peer_urls: Vec::<String>::arbitrary(g),
+        },
+        3 => MemberChange::Promote(id),
+        4 => MemberChange::Attributes {
+            id,
+            name: String::arbitrary(g),
+            client_urls: Vec::<String>::arbitrary(g),
+        },
+        _ => MemberChange::ClusterVersion(ClusterVersion {
+            major: u64::arbitrary(g),
+            minor: u64::arbitrary(g),
+            patch: u64::arbitrary(g),
+        }),
+    }
+}
+
 fn v2_request(g: &mut Gen) -> V2Request {
     let ttl = TtlOptions {
         expire_at_ms: Option::<u64>::arbitrary(g),
@@ -203,7 +233,7 @@ struct P(Proposal);
 
 impl Arbitrary for P {
     fn arbitrary(g: &mut Gen) -> Self {
-        let command = match u8::arbitrary(g) % 9 {
+        let command = match u8::arbitrary(g) % 10 {
             0 => Command::Range(range(g)),
             1 => Command::Put(put(g)),
             2 => Command::DeleteRange(delete(g)),
@@ -220,7 +250,8 @@ impl Arbitrary for P {
                 id: LeaseId(i64::arbitrary(g)),
             },
             7 => Command::Auth(auth_command(g)),
-            _ => Command::V2(v2_request(g)),
+            8 => Command::V2(v2_request(g)),
+            _ => Command::Membership(member_change(g)),
         };
         let auth = bool::arbitrary(g).then(|| AuthInfo {
             username: String::arbitrary(g),

@@ -890,3 +890,59 @@ fn v2_requests_go_through_the_applier_and_survive_restart() {
     // v2 writes do not touch the v3 store.
     assert_eq!(reopened.store().current_revision(), 1);
 }
+
+#[test]
+fn membership_changes_record_etcds_v2_entries_and_survive_restart() {
+    use oxetcd_spec::apply::MemberChange;
+    use oxetcd_spec::membership::{ClusterVersion, Member};
+    let mut t = Script::new();
+    let m1 = Member::new(
+        "n1",
+        &["http://127.0.0.1:1".to_string()],
+        "tok",
+        None,
+        false,
+    );
+    let m2 = Member::new(
+        "",
+        &["http://127.0.0.1:2".to_string()],
+        "",
+        Some(1_700_000_000),
+        true,
+    );
+    t.run("", Command::Membership(MemberChange::Add(m1.clone())));
+    t.run("", Command::Membership(MemberChange::Add(m2.clone())));
+    let dup = t.run(
+        "adding the same member again",
+        Command::Membership(MemberChange::Add(m1.clone())),
+    );
+    assert_eq!(
+        dup.result.map_err(|e| e.to_string()),
+        Err("etcdserver: member ID already exist".into())
+    );
+    t.run(
+        "",
+        Command::Membership(MemberChange::Attributes {
+            id: m1.id,
+            name: "n1".into(),
+            client_urls: vec!["http://127.0.0.1:3".into()],
+        }),
+    );
+    t.run(
+        "",
+        Command::Membership(MemberChange::ClusterVersion(ClusterVersion {
+            major: 3,
+            minor: 4,
+            patch: 0,
+        })),
+    );
+    t.run("", Command::Membership(MemberChange::Remove(m2.id)));
+    assert_eq!(t.app.cluster().member_ids(), vec![m1.id]);
+    assert!(t.app.cluster().is_removed(m2.id));
+    // add, add, attributes, version, remove (two indexes) = 6 v2 indexes
+    assert_eq!(t.app.v2().index(), 6);
+    let reopened =
+        AppState::open(t.app.store().backend().clone(), AppConfig::default()).expect("reopen");
+    assert_eq!(reopened.cluster(), t.app.cluster());
+    assert_eq!(reopened.v2(), t.app.v2());
+}

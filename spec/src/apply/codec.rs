@@ -36,7 +36,14 @@
 //!                    | 4 QGet path:string recursive:bool sorted:bool
 //!                    | 5 Sync time_ms:u64
 //!                  ttl = expire_at_ms:option<u64> refresh:bool
-//!   (17-31 and 33-47 stay free for later auth and v2 commands, 48-63 for membership)
+//!   48 Membership  member_tag:u8 then
+//!                    1 Add id:u64 name:string peer_urls:list<string>
+//!                      client_urls:list<string> is_learner:bool
+//!                    | 2 Remove id:u64 | 3 UpdatePeerUrls id:u64 peer_urls:list<string>
+//!                    | 4 Promote id:u64
+//!                    | 5 Attributes id:u64 name:string client_urls:list<string>
+//!                    | 6 ClusterVersion major:u64 minor:u64 patch:u64
+//!   (17-31, 33-47 and 49-63 stay free for later auth, v2 and membership commands)
 //! txn        = compares:list<compare> success:list<op> failure:list<op>
 //! compare    = result:u8 target:u8 operand key:bytes range_end:bytes
 //!              result: 0 EQUAL 1 GREATER 2 LESS 3 NOT_EQUAL (etcd's numbers)
@@ -53,9 +60,10 @@
 //! Decoding validates everything (tags, booleans, UTF-8, lengths, nesting depth at most
 //! [`MAX_TXN_DEPTH`], no trailing bytes) and returns an error, never panics.
 
-use super::{AuthCommand, AuthInfo, Command, Proposal};
+use super::{AuthCommand, AuthInfo, Command, MemberChange, Proposal};
 use crate::auth::{Permission, PermissionType};
 use crate::lease::LeaseId;
+use crate::membership::{ClusterVersion, Member, MemberId};
 use crate::mvcc::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest,
@@ -218,6 +226,59 @@ impl Writer {
             Command::V2(r) => {
                 self.u8(32);
                 self.v2(r);
+            }
+            Command::Membership(c) => {
+                self.u8(48);
+                self.membership(c);
+            }
+        }
+    }
+
+    fn strings(&mut self, v: &[String]) {
+        self.len(v.len());
+        for x in v {
+            self.string(x);
+        }
+    }
+
+    fn membership(&mut self, c: &MemberChange) {
+        match c {
+            MemberChange::Add(m) => {
+                self.u8(1);
+                self.u64(m.id.0);
+                self.string(&m.name);
+                self.strings(&m.peer_urls);
+                self.strings(&m.client_urls);
+                self.bool(m.is_learner);
+            }
+            MemberChange::Remove(id) => {
+                self.u8(2);
+                self.u64(id.0);
+            }
+            MemberChange::UpdatePeerUrls { id, peer_urls } => {
+                self.u8(3);
+                self.u64(id.0);
+                self.strings(peer_urls);
+            }
+            MemberChange::Promote(id) => {
+                self.u8(4);
+                self.u64(id.0);
+            }
+            MemberChange::Attributes {
+                id,
+                name,
+                client_urls,
+            } => {
+                self.u8(5);
+                self.u64(id.0);
+                self.string(name);
+                self.strings(client_urls);
+            }
+            MemberChange::ClusterVersion(v) => {
+                self.u8(6);
+                self.u64(v.major);
+                self.u64(v.minor);
+                self.u64(v.patch);
             }
         }
     }
@@ -561,6 +622,7 @@ impl Reader<'_> {
             },
             16 => Command::Auth(self.auth()?),
             32 => Command::V2(self.v2()?),
+            48 => Command::Membership(self.membership()?),
             tag => {
                 return Err(CodecError::UnknownTag {
                     what: "command",
@@ -642,6 +704,49 @@ impl Reader<'_> {
             tag => {
                 return Err(CodecError::UnknownTag {
                     what: "auth command",
+                    tag,
+                });
+            }
+        })
+    }
+
+    fn strings(&mut self) -> Result<Vec<String>, CodecError> {
+        let n = self.len()?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.string()?);
+        }
+        Ok(v)
+    }
+
+    fn membership(&mut self) -> Result<MemberChange, CodecError> {
+        Ok(match self.u8()? {
+            1 => MemberChange::Add(Member {
+                id: MemberId(self.u64()?),
+                name: self.string()?,
+                peer_urls: self.strings()?,
+                client_urls: self.strings()?,
+                is_learner: self.bool()?,
+            }),
+            2 => MemberChange::Remove(MemberId(self.u64()?)),
+            3 => MemberChange::UpdatePeerUrls {
+                id: MemberId(self.u64()?),
+                peer_urls: self.strings()?,
+            },
+            4 => MemberChange::Promote(MemberId(self.u64()?)),
+            5 => MemberChange::Attributes {
+                id: MemberId(self.u64()?),
+                name: self.string()?,
+                client_urls: self.strings()?,
+            },
+            6 => MemberChange::ClusterVersion(ClusterVersion {
+                major: self.u64()?,
+                minor: self.u64()?,
+                patch: self.u64()?,
+            }),
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "membership change",
                     tag,
                 });
             }

@@ -24,6 +24,7 @@ pub mod codec;
 pub use crate::auth::AuthInfo;
 use crate::auth::{AuthError, AuthStore, Permission, TxnAuthMode, TxnCheck, TxnOpCheck};
 use crate::lease::{Lease, LeaseError, LeaseId, Lessor, TimeToLive};
+use crate::membership::{Cluster, ClusterVersion, Member, MemberId, MembershipError};
 use crate::mvcc::{
     Backend, BackendError, Bucket, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, Event, HashKv, MemBackend, MvccError, OpenError, PutRequest, PutResponse,
@@ -70,6 +71,41 @@ pub enum Command {
     Auth(AuthCommand),
     /// A v2 keys-API request.
     V2(v2::Request),
+    /// A membership change or cluster-wide attribute. Member add/remove/update/promote
+    /// ride in the context of a Raft configuration-change entry: the server applies
+    /// them with [`AppState::apply`] at that entry's index, after Raft took the change.
+    Membership(MemberChange),
+}
+
+/// Membership changes as etcd 3.4 applies them (`applyConfChange`, and the v2 PUTs of
+/// `/0/members/<id>/attributes` and `/0/version` it intercepts), each also recording
+/// etcd's v2-store entries under `/0`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MemberChange {
+    /// `ConfChangeAddNode` / `ConfChangeAddLearnerNode`.
+    Add(Member),
+    /// `ConfChangeRemoveNode`.
+    Remove(MemberId),
+    /// `ConfChangeUpdateNode`: new peer URLs.
+    UpdatePeerUrls {
+        /// The member.
+        id: MemberId,
+        /// Its new peer URLs.
+        peer_urls: Vec<String>,
+    },
+    /// Promote a learner (`ConfChangeAddNode` of a learner).
+    Promote(MemberId),
+    /// A member published its name and client URLs.
+    Attributes {
+        /// The member.
+        id: MemberId,
+        /// Its name.
+        name: String,
+        /// Its client URLs.
+        client_urls: Vec<String>,
+    },
+    /// The leader set the cluster version.
+    ClusterVersion(ClusterVersion),
 }
 
 /// The auth requests that go through the log (etcd 3.4 `InternalRaftRequest` auth
@@ -251,6 +287,9 @@ pub enum Response {
     Auth(AuthResponse),
     /// For [`Command::V2`].
     V2(v2::Applied),
+    /// For [`Command::Membership`]: the change was made (read the result from
+    /// [`AppState::cluster`]).
+    MembershipChanged,
 }
 
 /// Why a command had no effect, with etcd's texts.
@@ -269,6 +308,9 @@ pub enum ApplyError {
     /// A v2 store error.
     #[error(transparent)]
     V2(#[from] v2::V2Error),
+    /// A membership error.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 /// The outcome of applying one log entry.
@@ -311,16 +353,18 @@ impl Default for AppConfig {
 ///
 /// Persistence: the MVCC history, leases and applied index live in the backend in
 /// etcd's layouts (see [`crate::mvcc::Backend`]). The auth and v2 states are persisted
-/// as the log of the auth and v2 commands applied (bucket [`Bucket::Auth`] /
-/// [`Bucket::V2`]: 8-byte BE index -> 8-byte BE `now_ms` + [`codec`] bytes of the
-/// proposal), which [`AppState::open`] replays; both are deterministic functions of
-/// that log.
+/// as the log of the auth commands (bucket [`Bucket::Auth`]) and of the v2 and
+/// membership commands (bucket [`Bucket::V2`]; membership changes write v2 records, so
+/// the two share one log) that were applied: 8-byte BE index -> 8-byte BE `now_ms` +
+/// [`codec`] bytes of the proposal. [`AppState::open`] replays them; these states are
+/// deterministic functions of that log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AppState<B = MemBackend> {
     store: Store<B>,
     lessor: Lessor,
     auth: AuthStore,
     v2: v2::Store,
+    cluster: Cluster,
     config: AppConfig,
     applied_index: u64,
 }
@@ -334,6 +378,7 @@ impl<B: Backend> AppState<B> {
             lessor: Lessor::new(config.min_lease_ttl_secs),
             auth: AuthStore::new(),
             v2: v2::Store::new(),
+            cluster: Cluster::default(),
             config,
             applied_index: 0,
         }
@@ -365,6 +410,7 @@ impl<B: Backend> AppState<B> {
             lessor: Lessor::new(config.min_lease_ttl_secs),
             auth: AuthStore::new(),
             v2: v2::Store::new(),
+            cluster: Cluster::default(),
             config,
             applied_index,
         };
@@ -383,6 +429,7 @@ impl<B: Backend> AppState<B> {
                         .apply(r, now_ms)
                         .map(|_| ())
                         .map_err(ApplyError::from),
+                    Command::Membership(c) => state.execute_membership(c, now_ms),
                     _ => return Err(corrupt(bucket, &k, "not an auth or v2 command")),
                 };
             }
@@ -415,6 +462,18 @@ impl<B: Backend> AppState<B> {
         &self.auth
     }
 
+    /// The cluster membership.
+    #[must_use]
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Sets the cluster ID (known from configuration or learned when joining; not
+    /// replicated through the log, as in etcd).
+    pub fn set_cluster_id(&mut self, id: crate::membership::ClusterId) {
+        self.cluster.set_id(id);
+    }
+
     /// The v2 store, for reads and watches that do not go through the log.
     #[must_use]
     pub fn v2(&self) -> &v2::Store {
@@ -441,7 +500,7 @@ impl<B: Backend> AppState<B> {
         let result = self.execute(&proposal.command, &info, now_ms, &mut extra);
         let log_bucket = match proposal.command {
             Command::Auth(_) => Some(Bucket::Auth),
-            Command::V2(_) => Some(Bucket::V2),
+            Command::V2(_) | Command::Membership(_) => Some(Bucket::V2),
             _ => None,
         };
         if let Some(bucket) = log_bucket {
@@ -522,7 +581,8 @@ impl<B: Backend> AppState<B> {
             Command::Compaction(_)
             | Command::LeaseGrant { .. }
             | Command::Auth(_)
-            | Command::V2(_) => {}
+            | Command::V2(_)
+            | Command::Membership(_) => {}
         }
         Ok(())
     }
@@ -559,7 +619,30 @@ impl<B: Backend> AppState<B> {
             }
             Command::Auth(c) => Response::Auth(self.execute_auth(c, info)?),
             Command::V2(r) => Response::V2(self.v2.apply(r, now_ms)?),
+            Command::Membership(c) => {
+                self.execute_membership(c, now_ms)?;
+                Response::MembershipChanged
+            }
         })
+    }
+
+    fn execute_membership(&mut self, c: &MemberChange, now_ms: u64) -> Result<(), ApplyError> {
+        let (cluster, store) = (&mut self.cluster, &mut self.v2);
+        match c {
+            MemberChange::Add(m) => cluster.add_member(m.clone(), store, now_ms)?,
+            MemberChange::Remove(id) => cluster.remove_member(*id, store, now_ms)?,
+            MemberChange::UpdatePeerUrls { id, peer_urls } => {
+                cluster.update_peer_urls(*id, peer_urls, store, now_ms)?;
+            }
+            MemberChange::Promote(id) => cluster.promote_member(*id, store, now_ms)?,
+            MemberChange::Attributes {
+                id,
+                name,
+                client_urls,
+            } => cluster.update_attributes(*id, name, client_urls, store, now_ms),
+            MemberChange::ClusterVersion(v) => cluster.set_version(*v, store, now_ms),
+        }
+        Ok(())
     }
 
     /// An auth request as etcd 3.4 applies it: the admin check (`needAdminPermission`,
