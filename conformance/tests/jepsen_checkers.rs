@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use oxetcd_conformance::jepsen::check::{
     LinOptions, ModelKind, Verdict, check_linearizable, lost_writes, serializable_anomalies,
+    settle_unknown_writes,
 };
 use oxetcd_conformance::jepsen::history::{
     Cond, History, Kv, KvOp, KvResult, Op, Request, Response, WatchEvent, WatchStream,
@@ -558,4 +559,33 @@ fn watch_checker_accepts_a_faithful_stream_and_flags_each_anomaly() {
 
     let wrong = check_watches(&[stream(&[(2, "k/a", Some("9"))])], &log);
     assert_eq!(wrong.disagreements, 1, "{:?}", wrong.details);
+}
+
+#[test]
+fn unknown_writes_are_settled_by_the_store_history() {
+    let h = vec![
+        unknown(0, 0, Request::put("k/a", "1", None)),
+        unknown(1, 0, Request::put("k/b", "2", None)),
+        op(2, 50, 60, Request::put("k/c", "3", None), put_ok(3)),
+    ];
+    let log = log_of(&[(2, "k/a", Some("1")), (3, "k/c", Some("3"))]);
+    let settled = settle_unknown_writes(&h, &log);
+    assert_eq!(
+        settled.len(),
+        2,
+        "the write that never happened stays: {settled:?}"
+    );
+    assert_eq!(settled[0].resp, Some(put_ok(2)));
+    assert_eq!(settled[0].ret, None);
+    assert_eq!(
+        check_linearizable(&settled, &opts(ModelKind::Kv)).verdict,
+        Verdict::Linearizable
+    );
+    // Settled at revision 2, the write cannot also explain a later revision.
+    let mut bad = settled;
+    bad.push(op(2, 70, 80, Request::put("k/d", "4", None), put_ok(5)));
+    assert_eq!(
+        check_linearizable(&bad, &opts(ModelKind::Kv)).verdict,
+        Verdict::Violation
+    );
 }

@@ -124,22 +124,41 @@ fn lease_expiries(history: &[Op]) -> Vec<Operation<KvModel>> {
             grants.insert(id, (op.call, ttl));
         }
     }
+    let lease_of = |op: &Op| -> Option<i64> {
+        match &op.req {
+            Request::LeaseKeepAlive { id }
+            | Request::LeaseRevoke { id }
+            | Request::LeaseGrant { id, .. } => Some(*id),
+            Request::Txn { then, .. } => then.iter().find_map(|o| match o {
+                KvOp::Put { lease: Some(l), .. } => Some(*l),
+                _ => None,
+            }),
+            _ => None,
+        }
+    };
     let mut out = Vec::new();
     for (id, (grant_call, ttl)) in grants {
         let mut earliest = grant_call;
         let mut revoked_at: Option<i64> = None;
-        for op in history {
+        // The lease was certainly gone when an operation on it answered "not found".
+        let mut gone_by = NEVER;
+        let mut has_keys = false;
+        let mut last_use = grant_call;
+        for op in history.iter().filter(|o| lease_of(o) == Some(id)) {
+            last_use = last_use.max(op.ret.unwrap_or(NEVER));
+            if matches!(op.req, Request::Txn { .. }) && !op.failed {
+                has_keys = true;
+            }
+            if op.resp == Some(Response::LeaseNotFound) {
+                gone_by = gone_by.min(op.ret.unwrap_or(NEVER));
+            }
             match op.req {
-                Request::LeaseKeepAlive { id: l }
-                    if l == id && op.resp == Some(Response::LeaseOk) =>
-                {
+                Request::LeaseKeepAlive { .. } if op.resp == Some(Response::LeaseOk) => {
                     earliest = earliest.max(op.call);
                 }
-                Request::LeaseRevoke { id: l } if l == id && op.resp.is_some() => {
-                    revoked_at = Some(
-                        revoked_at
-                            .map_or(op.ret.unwrap_or(NEVER), |r| r.min(op.ret.unwrap_or(NEVER))),
-                    );
+                Request::LeaseRevoke { .. } if op.resp == Some(Response::LeaseOk) => {
+                    let r = op.ret.unwrap_or(NEVER);
+                    revoked_at = Some(revoked_at.map_or(r, |x| x.min(r)));
                 }
                 _ => {}
             }
@@ -151,10 +170,14 @@ fn lease_expiries(history: &[Op]) -> Vec<Operation<KvModel>> {
         if revoked_at.is_some_and(|r| r < expiry) {
             continue;
         }
+        // Unobservable: no keys attached and nothing used the lease after it could expire.
+        if !has_keys && last_use < expiry {
+            continue;
+        }
         out.push(Operation {
             client_id: Some(u32::MAX - 1),
             call_time: expiry,
-            return_time: NEVER,
+            return_time: gone_by.max(expiry),
             op: ModelOp::Do {
                 req: Request::LeaseExpire { id },
                 resp: None,
@@ -226,13 +249,15 @@ fn check_with<M: Model<Op = ModelOp, Metadata = usize>>(
             opts.model == ModelKind::Register,
             Duration::from_secs(10),
         );
-        report.excerpt = reduced
-            .iter()
-            .map(|o| match o.metadata {
-                Some(i) => history[i].to_string(),
-                None => format!("(synthetic) {}", M::describe_operation(&o.op)),
-            })
-            .collect();
+        let line = |o: &Operation<M>| match o.metadata {
+            Some(i) => history[i].to_string(),
+            None => format!("(synthetic) {}", M::describe_operation(&o.op)),
+        };
+        report.excerpt = if reduced.len() <= 30 {
+            reduced.iter().map(line).collect()
+        } else {
+            stuck_excerpt(&reduced, line)
+        };
         if let Some(dir) = &opts.html_dir {
             report.html = write_html::<M>(&part, dir).ok();
         }
@@ -387,6 +412,60 @@ pub fn reduce<M: Model<Op = ModelOp>>(
         }
     }
     current
+}
+
+/// For a reduced history still too long to read: where the search got stuck. The
+/// longest partial linearization the checker found (its last operations and the
+/// model state after it), then the operations none of which could be placed next.
+fn stuck_excerpt<M: Model>(
+    ops: &[Operation<M>],
+    line: impl Fn(&Operation<M>) -> String,
+) -> Vec<String> {
+    let (_, info) = porcupine_rs::check_operations_info_timeout::<SinglePartition<M>>(
+        &wrap(ops),
+        Duration::from_secs(10),
+    );
+    let longest = info
+        .partial_linearizations
+        .first()
+        .and_then(|seqs| seqs.iter().max_by_key(|s| s.len()))
+        .cloned()
+        .unwrap_or_default();
+    let mut state = M::init();
+    for &i in &longest {
+        state = M::step(&state, &ops[i].op).1;
+    }
+    let placed: std::collections::BTreeSet<usize> = longest.iter().copied().collect();
+    let first_stuck_return = (0..ops.len())
+        .filter(|i| !placed.contains(i))
+        .map(|i| ops[i].return_time)
+        .min()
+        .unwrap_or(NEVER);
+    let mut out = vec![format!(
+        "longest linearizable prefix: {} of {} operations; its last ones:",
+        longest.len(),
+        ops.len()
+    )];
+    for &i in longest
+        .iter()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .iter()
+        .rev()
+    {
+        out.push(format!("  {}", line(&ops[*i])));
+    }
+    out.push(format!("state after it: {}", M::describe_state(&state)));
+    out.push("none of these can come next:".to_owned());
+    let mut stuck: Vec<usize> = (0..ops.len())
+        .filter(|i| !placed.contains(i) && ops[*i].call_time <= first_stuck_return)
+        .collect();
+    stuck.sort_by_key(|i| ops[*i].call_time);
+    for i in stuck.iter().take(20) {
+        out.push(format!("  {}", line(&ops[*i])));
+    }
+    out
 }
 
 fn write_html<M: Model>(ops: &[Operation<M>], dir: &Path) -> std::io::Result<PathBuf> {
@@ -545,6 +624,60 @@ pub fn serializable_anomalies(history: &History) -> Vec<String> {
             ));
         }
         *last = (*last).max(*revision);
+    }
+    out
+}
+
+/// Settles writes of unknown outcome with the store's complete event log (values are
+/// unique): a write whose Put value appears in the log took effect at that revision, so
+/// its response is known (its completion time stays unknown); a write none of whose
+/// Put values appear had no effect (it never ran, or took a branch without writes) and
+/// is dropped. Writes without Puts in their only branch stay unknown. Only sound when
+/// `log` holds every event of the run's keys.
+pub fn settle_unknown_writes(ops: &[Op], log: &[WatchEvent]) -> Vec<Op> {
+    let mut written: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for e in log {
+        if let Some(v) = &e.value {
+            written.insert((e.key.as_str(), v.as_str()), e.revision);
+        }
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        if !op.unknown() {
+            out.push(op.clone());
+            continue;
+        }
+        let Request::Txn { then, .. } = &op.req else {
+            out.push(op.clone());
+            continue;
+        };
+        let puts: Vec<(&str, &str)> = then
+            .iter()
+            .filter_map(|o| match o {
+                KvOp::Put { key, value, .. } => Some((key.as_str(), value.as_str())),
+                _ => None,
+            })
+            .collect();
+        if puts.is_empty() || puts.len() != then.len() {
+            out.push(op.clone());
+            continue;
+        }
+        let revs: Vec<Option<i64>> = puts.iter().map(|kv| written.get(kv).copied()).collect();
+        match revs.first().copied().flatten() {
+            Some(r) if revs.iter().all(|x| *x == Some(r)) => {
+                let mut settled = op.clone();
+                settled.resp = Some(Response::Txn {
+                    succeeded: true,
+                    revision: r,
+                    results: vec![KvResult::Put; puts.len()],
+                });
+                out.push(settled);
+            }
+            // Not one of its values was ever written: it had no effect.
+            None if revs.iter().all(Option::is_none) => {}
+            // Partly visible: leave it to the checker (it will not linearize).
+            _ => out.push(op.clone()),
+        }
     }
     out
 }

@@ -236,7 +236,7 @@ impl RunReport {
                 "  minimal non-linearizable excerpt ({} operations):",
                 self.lin.excerpt.len()
             );
-            for l in self.lin.excerpt.iter().take(40) {
+            for l in self.lin.excerpt.iter().take(60) {
                 let _ = writeln!(s, "    {l}");
             }
         }
@@ -412,7 +412,8 @@ fn next_request(plan: &Plan, client: u32, rng: &mut StdRng, st: &mut ClientState
                 Request::put(&key, &value, Some(lease))
             } else if p < 0.55 && kept {
                 Request::LeaseKeepAlive { id: lease }
-            } else if p < 0.62 {
+            } else if p < 0.6 && kept {
+                // Only kept-alive leases are revoked: the others are left to expire.
                 st.leases.retain(|(l, _)| *l != lease);
                 Request::LeaseRevoke { id: lease }
             } else if p < 0.7 {
@@ -464,6 +465,17 @@ fn observe(st: &mut ClientState, req: &Request, resp: &Response) {
     ) = (req, resp)
     {
         st.leases.retain(|(l, _)| l != id);
+    }
+    // A put to an expired lease: forget the lease.
+    if let (Request::Txn { then, .. }, Response::LeaseNotFound) = (req, resp) {
+        for op in then {
+            if let KvOp::Put {
+                lease: Some(id), ..
+            } = op
+            {
+                st.leases.retain(|(l, _)| l != id);
+            }
+        }
     }
 }
 
@@ -782,7 +794,16 @@ pub fn check_history(
         serializable_as_linearizable: cfg.serializable_as_linearizable,
         html_dir: cfg.out_dir.clone(),
     };
-    let lin = check::check_linearizable(&history.ops, &opts);
+    // With the store's complete history, settle writes of unknown outcome first.
+    let complete = errors.is_empty() && !history.log.is_empty();
+    let lin = if complete {
+        check::check_linearizable(
+            &check::settle_unknown_writes(&history.ops, &history.log),
+            &opts,
+        )
+    } else {
+        check::check_linearizable(&history.ops, &opts)
+    };
     let history_file = cfg.out_dir.as_ref().and_then(|d| {
         std::fs::create_dir_all(d).ok()?;
         let path = d.join("history.txt");
