@@ -1,6 +1,6 @@
 //! Property test: the v2 tree store against a dumb twin, a flat `BTreeMap<path, node>`
 //! with etcd's rules written out longhand, over random set/mkdir/create/update/CAS/CAD/
-//! delete sequences on a tiny key space (so collisions, directories in the way and hidden
+//! delete/SYNC sequences (TTL expiry checked against a naive scan of due nodes) on a tiny key space (so collisions, directories in the way and hidden
 //! names happen often).
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ModelNode {
+    expire: Option<u64>,
     dir: bool,
     value: String,
     created: u64,
@@ -50,6 +51,7 @@ impl Model {
             m.nodes.insert(
                 ns.to_string(),
                 ModelNode {
+                    expire: None,
                     dir: true,
                     value: String::new(),
                     created: 0,
@@ -77,7 +79,14 @@ impl Model {
         p == "/" || p == "/0" || p == "/1"
     }
 
-    fn create_at(&mut self, p: &str, dir: bool, value: &str, replace: bool) -> R {
+    fn create_at(
+        &mut self,
+        p: &str,
+        dir: bool,
+        value: &str,
+        replace: bool,
+        expire: Option<u64>,
+    ) -> R {
         if Self::read_only(p) {
             return Err(V2ErrorCode::RootReadOnly);
         }
@@ -98,6 +107,7 @@ impl Model {
         let next = self.index + 1;
         for anc in &chain[..chain.len() - 1] {
             self.nodes.entry(anc.clone()).or_insert(ModelNode {
+                expire: None,
                 dir: true,
                 value: String::new(),
                 created: next,
@@ -107,6 +117,7 @@ impl Model {
         self.nodes.insert(
             p.to_string(),
             ModelNode {
+                expire,
                 dir,
                 value: if dir {
                     String::new()
@@ -121,12 +132,29 @@ impl Model {
         Ok((next, next))
     }
 
-    fn set(&mut self, p: &str, dir: bool, value: &str) -> R {
+    fn set(&mut self, p: &str, dir: bool, value: &str, expire: Option<u64>) -> R {
         match self.lookup(p) {
             Err(V2ErrorCode::KeyNotFound) | Ok(_) => {}
             Err(e) => return Err(e),
         }
-        self.create_at(p, dir, value, true)
+        self.create_at(p, dir, value, true, expire)
+    }
+
+    /// The naive SYNC: repeatedly remove the (earliest, then smallest path) node whose
+    /// expiration is due, with everything under it; one index per removal.
+    fn sync(&mut self, now: u64) -> Vec<String> {
+        let mut expired = Vec::new();
+        loop {
+            let due = self
+                .nodes
+                .iter()
+                .filter_map(|(k, n)| n.expire.filter(|e| *e <= now).map(|e| (e, k.clone())))
+                .min();
+            let Some((_, k)) = due else { return expired };
+            self.remove_tree(&k);
+            self.index += 1;
+            expired.push(k);
+        }
     }
 
     fn compare(n: &ModelNode, prev_value: &str, prev_index: u64) -> bool {
@@ -134,7 +162,7 @@ impl Model {
             && (prev_index == 0 || n.modified == prev_index)
     }
 
-    fn update(&mut self, p: &str, value: &str) -> R {
+    fn update(&mut self, p: &str, value: &str, expire: Option<u64>) -> R {
         if Self::read_only(p) {
             return Err(V2ErrorCode::RootReadOnly);
         }
@@ -143,8 +171,9 @@ impl Model {
             return Err(V2ErrorCode::NotFile);
         }
         let next = self.index + 1;
+        let node = self.nodes.get_mut(p).expect("looked up");
+        node.expire = expire;
         if !n.dir {
-            let node = self.nodes.get_mut(p).expect("looked up");
             node.value = value.to_string();
             node.modified = next;
         }
@@ -167,6 +196,7 @@ impl Model {
         let node = self.nodes.get_mut(p).expect("looked up");
         node.value = value.to_string();
         node.modified = next;
+        node.expire = None;
         self.index = next;
         Ok((next, n.created))
     }
@@ -221,10 +251,11 @@ impl Model {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Set(String, String),
-    Mkdir(String),
+    Set(String, String, Option<u64>),
+    Mkdir(String, Option<u64>),
     Create(String, String),
-    Update(String, String),
+    Update(String, String, Option<u64>),
+    Sync(u64),
     Cas(String, String, u64, String),
     Cad(String, String),
     Delete(String, bool, bool),
@@ -249,11 +280,20 @@ impl Arbitrary for Op {
         } else {
             key(g)
         };
-        match u8::arbitrary(g) % 7 {
-            0 => Op::Set(k, value(g)),
-            1 => Op::Mkdir(k),
+        // Expirations 1..=4 and SYNC times 0..=4 so ties and nested expiries happen.
+        let expire = |g: &mut Gen| {
+            if bool::arbitrary(g) {
+                Some(1 + u64::from(u8::arbitrary(g) % 4))
+            } else {
+                None
+            }
+        };
+        match u8::arbitrary(g) % 8 {
+            0 => Op::Set(k, value(g), expire(g)),
+            1 => Op::Mkdir(k, expire(g)),
             2 => Op::Create(k, value(g)),
-            3 => Op::Update(k, value(g)),
+            3 => Op::Update(k, value(g), expire(g)),
+            7 => Op::Sync(u64::from(u8::arbitrary(g) % 5)),
             4 => Op::Cas(k, value(g), u64::from(u8::arbitrary(g) % 8), value(g)),
             5 => Op::Cad(k, value(g)),
             _ => Op::Delete(k, bool::arbitrary(g), bool::arbitrary(g)),
@@ -265,15 +305,35 @@ fn run(ops: Vec<Op>) -> bool {
     let mut store = Store::new();
     let mut model = Model::new();
     let p = TtlOptions::PERMANENT;
+    // Expirations are tiny times offset past the "before 2000 means no TTL" rule.
+    let base = oxetcd_spec::v2::MIN_EXPIRE_MS;
+    let t = |e: &Option<u64>| TtlOptions {
+        expire_at_ms: e.map(|e| base + e),
+        refresh: false,
+    };
     for op in &ops {
         let (got, want) = match op {
-            Op::Set(k, v) => (store.set(k, false, v, p, 0), model.set(k, false, v)),
-            Op::Mkdir(k) => (store.set(k, true, "", p, 0), model.set(k, true, "")),
+            Op::Sync(now) => {
+                let got: Vec<String> = store
+                    .delete_expired_keys(base + now)
+                    .into_iter()
+                    .map(|e| e.node.key)
+                    .collect();
+                let want = model.sync(*now);
+                if got != want || store.index() != model.index {
+                    eprintln!("sync {now}: store {got:?}, model {want:?}");
+                    return false;
+                }
+                store.check_invariants();
+                continue;
+            }
+            Op::Set(k, v, e) => (store.set(k, false, v, t(e), 0), model.set(k, false, v, *e)),
+            Op::Mkdir(k, e) => (store.set(k, true, "", t(e), 0), model.set(k, true, "", *e)),
             Op::Create(k, v) => (
                 store.create(k, false, v, false, p, 0),
-                model.create_at(k, false, v, false),
+                model.create_at(k, false, v, false, None),
             ),
-            Op::Update(k, v) => (store.update(k, v, p, 0), model.update(k, v)),
+            Op::Update(k, v, e) => (store.update(k, v, t(e), 0), model.update(k, v, *e)),
             Op::Cas(k, pv, pi, v) => (
                 store.compare_and_swap(k, pv, *pi, v, p, 0),
                 model.cas(k, pv, *pi, v),
