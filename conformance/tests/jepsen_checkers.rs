@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use oxetcd_conformance::jepsen::Nemesis;
 use oxetcd_conformance::jepsen::check::{
     LinOptions, ModelKind, Verdict, check_linearizable, lost_writes, serializable_anomalies,
     settle_unknown_writes,
@@ -587,5 +588,28 @@ fn unknown_writes_are_settled_by_the_store_history() {
     assert_eq!(
         check_linearizable(&bad, &opts(ModelKind::Kv)).verdict,
         Verdict::Violation
+    );
+}
+
+#[test]
+fn the_fault_schedule_is_a_function_of_the_seed() {
+    use oxetcd_conformance::jepsen::run::schedule;
+    let d = Duration::from_secs(30);
+    let a = schedule(Nemesis::Mixed, 3, d, 42);
+    assert!(a.len() >= 3, "too few faults in 30 s: {a:?}");
+    assert_eq!(a, schedule(Nemesis::Mixed, 3, d, 42));
+    assert_ne!(a, schedule(Nemesis::Mixed, 3, d, 43));
+    assert!(a.iter().all(|f| f.at + f.length <= d && f.target < 3));
+    for pair in a.windows(2) {
+        assert!(
+            pair[0].at + pair[0].length < pair[1].at,
+            "faults overlap: {pair:?}"
+        );
+    }
+    assert!(schedule(Nemesis::None, 3, d, 42).is_empty());
+    assert!(
+        schedule(Nemesis::Kill, 3, d, 42)
+            .iter()
+            .all(|f| f.kind == Nemesis::Kill)
     );
 }
