@@ -279,3 +279,17 @@ pub fn save(path: &Path, t: &Transcript) -> Result<()> {
     };
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_matches_areas_and_names() {
+        assert!(glob_match("kv/*", "kv/range_sort"));
+        assert!(glob_match("*watch*", "gateway/watch"));
+        assert!(glob_match("v2/r?", "v2/rm"));
+        assert!(!glob_match("kv/*", "v2/rm"));
+        assert!(!glob_match("kv/range", "kv/range_sort"));
+    }
+}

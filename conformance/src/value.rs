@@ -643,3 +643,98 @@ pub fn check_token_syntax(s: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env() -> Env {
+        Env {
+            base_rev: 100,
+            base_v2: 50,
+            endpoint: "http://127.0.0.1:9".into(),
+            ..Env::default()
+        }
+    }
+
+    fn diffs(exp: Value, got: Value, env: &mut Env) -> Vec<Diff> {
+        let mut d = Vec::new();
+        compare(&exp, &got, env, "", &mut d);
+        d
+    }
+
+    #[test]
+    fn relative_revisions_match_only_the_offset() {
+        let mut e = env();
+        assert!(diffs(json!({"revision": "R+3"}), json!({"revision": 103}), &mut e).is_empty());
+        assert!(
+            diffs(
+                json!({"revision": "R+3"}),
+                json!({"revision": "103"}),
+                &mut e
+            )
+            .is_empty()
+        );
+        let d = diffs(json!({"revision": "R+3"}), json!({"revision": 104}), &mut e);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].path, ".revision");
+    }
+
+    #[test]
+    fn variables_bind_once_then_must_be_equal() {
+        let mut e = env();
+        assert!(diffs(json!("$lease1"), json!(123456789), &mut e).is_empty());
+        assert!(diffs(json!("$lease1"), json!(123456789), &mut e).is_empty());
+        assert_eq!(diffs(json!("$lease1"), json!(987654321), &mut e).len(), 1);
+        assert!(diffs(json!("/l/{$lease1:x}"), json!("/l/75bcd15"), &mut e).is_empty());
+    }
+
+    #[test]
+    fn matchers_check_type_and_range() {
+        let mut e = env();
+        assert!(diffs(json!("~int"), json!(7), &mut e).is_empty());
+        assert_eq!(diffs(json!("~int"), json!("x"), &mut e).len(), 1);
+        assert!(diffs(json!("~int[0..10]"), json!(10), &mut e).is_empty());
+        assert_eq!(diffs(json!("~int[0..10]"), json!(11), &mut e).len(), 1);
+        assert!(diffs(json!("~timestamp"), json!("2026-01-01T00:00:00.5Z"), &mut e).is_empty());
+    }
+
+    #[test]
+    fn missing_and_extra_fields_are_differences() {
+        let mut e = env();
+        let d = diffs(json!({"a": 1}), json!({"b": 1}), &mut e);
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn recording_tokenises_what_varies_and_keeps_the_rest() {
+        let mut e = env();
+        let got = json!({"header": {"revision": 105, "raft_term": 3, "cluster_id": 99999999999u64},
+                         "kvs": [{"key": "k", "mod_revision": 104, "version": 2}]});
+        let n = normalize(&got, "KV/Range", &mut e);
+        assert_eq!(n["header"]["revision"], "R+5");
+        assert_eq!(n["header"]["raft_term"], "~int");
+        assert_eq!(n["header"]["cluster_id"], "$cluster");
+        assert_eq!(n["kvs"][0]["mod_revision"], "R+4");
+        assert_eq!(n["kvs"][0]["version"], 2);
+        assert!(diffs(n, got, &mut e).is_empty());
+    }
+
+    #[test]
+    fn requests_substitute_tokens() {
+        let mut e = env();
+        e.vars.insert("lease1".into(), "255".into());
+        let r = e
+            .substitute(&json!({"revision": "R+2", "lease": "$lease1", "key": "/x/{$lease1:x}", "i": "V+1"}))
+            .expect("substitute");
+        assert_eq!(
+            r,
+            json!({"revision": 102, "lease": 255, "key": "/x/ff", "i": 51})
+        );
+        assert_eq!(
+            e.expand("{V+2:20}").expect("expand"),
+            "00000000000000000052"
+        );
+    }
+}
