@@ -41,13 +41,13 @@ fn check_seed(seed: u64) -> TestResult {
 #[test]
 fn random_faults_never_break_safety_and_healing_restores_progress() {
     QuickCheck::new()
-        .tests(40)
+        .tests(20)
         .quickcheck(check_seed as fn(u64) -> TestResult);
 }
 
 #[test]
 fn fixed_seeds_cover_every_cluster_size_and_fault_mix() {
-    for seed in 0..108 {
+    for seed in 0..54 {
         if let Err(e) = run(seed, InjectedBugs::default()) {
             panic!("seed {seed}: {e}");
         }
@@ -97,7 +97,7 @@ fn simulation_catches_double_voting() {
         grant_two_votes_in_one_term: true,
         ..InjectedBugs::default()
     };
-    let found = first_failing_seed(bugs, 200);
+    let found = first_failing_seed(bugs, 100);
     assert!(found.is_some(), "double voting went unnoticed");
     println!("{found:?}");
 }

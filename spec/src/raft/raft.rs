@@ -795,10 +795,12 @@ impl<S: Storage> Raft<S> {
         let caught_up = pr.matched == last_index;
         if self.maybe_commit() {
             self.bcast_append();
-        } else if old_paused || !caught_up {
-            // Keep the pipeline going.
-            while self.send_append(m.from, false) {}
+        } else if old_paused {
+            // It was paused, so it may have missed the commit index: tell it now.
+            self.send_append(m.from, true);
         }
+        // Keep the pipeline going (bounded by the inflight window).
+        while self.send_append(m.from, false) {}
         if self.lead_transferee == Some(m.from) && caught_up {
             self.send_timeout_now(m.from);
         }

@@ -149,6 +149,50 @@ impl Cluster {
         }
     }
 
+    /// A cluster whose members start from the given storages (for scenarios that need
+    /// pre-built, possibly divergent logs). Members are the keys of `storages`.
+    #[must_use]
+    pub fn with_storages(config: SimConfig, storages: BTreeMap<NodeId, MemStorage>) -> Cluster {
+        let mut cluster = Cluster::new(SimConfig { nodes: 0, ..config });
+        for (id, storage) in storages {
+            let applied = LogIndex(0);
+            let node = Node::new(cluster.config.node_config(id, applied), storage)
+                .expect("simulation config is valid");
+            cluster.members.insert(
+                id,
+                Member {
+                    node: Some(node),
+                    durable: MemStorage::new(),
+                    applied: Vec::new(),
+                },
+            );
+        }
+        cluster.config.nodes = cluster.members.len() as u64;
+        cluster
+    }
+
+    /// Removes and returns the in-flight messages matching `pred` (to deliver later with
+    /// [`Cluster::inject`], for example as stale messages).
+    pub fn take_where(&mut self, pred: impl Fn(&Message) -> bool) -> Vec<Message> {
+        self.process_readies();
+        let (taken, kept) = std::mem::take(&mut self.network)
+            .into_iter()
+            .partition(|m| pred(m));
+        self.network = kept;
+        taken
+    }
+
+    /// Puts `m` back in flight.
+    pub fn inject(&mut self, m: Message) {
+        self.network.push(m);
+    }
+
+    /// Messages currently in flight (after processing Readies).
+    pub fn in_flight(&mut self) -> &[Message] {
+        self.process_readies();
+        &self.network
+    }
+
     fn log(&mut self, line: String) {
         if self.record {
             self.transcript.push(line);
@@ -357,26 +401,18 @@ impl Cluster {
         panic!("cluster did not stabilize");
     }
 
-    /// Delivers (in order) only the in-flight messages matching `pred`, processing Readies
-    /// after each; others stay in flight.
+    /// Delivers (in order) the messages in flight now that match `pred`, processing
+    /// Readies after each. Messages sent meanwhile stay in flight, as do non-matching ones.
     pub fn deliver_where(&mut self, pred: impl Fn(&Message) -> bool) {
-        self.process_readies();
-        let mut pos = 0;
-        while pos < self.network.len() {
-            if pred(&self.network[pos]) {
-                let m = self.network.remove(pos);
-                if self.can_deliver(&m) {
-                    let line = format!("deliver {}", describe::message(&m));
-                    self.log(line);
-                    if let Some(node) = self.members.get_mut(&m.to).and_then(|mm| mm.node.as_mut())
-                    {
-                        node.step(m);
-                    }
+        for m in self.take_where(pred) {
+            if self.can_deliver(&m) {
+                let line = format!("deliver {}", describe::message(&m));
+                self.log(line);
+                if let Some(node) = self.members.get_mut(&m.to).and_then(|mm| mm.node.as_mut()) {
+                    node.step(m);
                 }
-                self.process_readies();
-            } else {
-                pos += 1;
             }
+            self.process_readies();
         }
     }
 
