@@ -415,3 +415,28 @@ fn auth_revision_follows_etcd_jwt_claims() {
     assert_eq!(a.authenticate("np"), Err(AuthError::AuthFailed));
     assert_eq!(a.authenticate("ghost"), Err(AuthError::AuthFailed));
 }
+
+/// Recorded against etcd 3.4.23 with auth enabled: root put "0hidden" with a lease;
+/// alice (who cannot read it) and a token-less request both got the key name from
+/// LeaseTimeToLive(keys=true); alice's LeaseRevoke was denied (write on attached keys).
+#[test]
+fn lease_time_to_live_keys_unchecked_in_3_4_23_revoke_checked() {
+    let (a, alice) = alice_store();
+    let keys: [&[u8]; 1] = [b"0hidden"];
+    assert_eq!(
+        a.is_lease_time_to_live_permitted(&alice, keys, TxnAuthMode::Etcd3_4_23),
+        Ok(())
+    );
+    assert_eq!(
+        a.is_lease_time_to_live_permitted(&AuthInfo::default(), keys, TxnAuthMode::Etcd3_4_23),
+        Ok(())
+    );
+    assert_eq!(
+        a.is_lease_time_to_live_permitted(&alice, keys, TxnAuthMode::Fixed),
+        Err(AuthError::PermissionDenied)
+    );
+    assert_eq!(
+        a.is_lease_keys_put_permitted(&alice, keys),
+        Err(AuthError::PermissionDenied)
+    );
+}

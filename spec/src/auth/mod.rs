@@ -118,7 +118,8 @@ pub struct TxnCheck {
     pub failure: Vec<TxnOpCheck>,
 }
 
-/// Which Txn permission rules to apply.
+/// Which permission rules to apply where etcd 3.4.23 has known gaps (nested Txns, Put
+/// `prev_kv` inside a Txn, LeaseTimeToLive keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TxnAuthMode {
     /// etcd 3.4.23: compares need read; Range read; Put write (no prev_kv check);
@@ -538,6 +539,28 @@ impl AuthStore {
     ) -> Result<(), AuthError> {
         keys.into_iter()
             .try_for_each(|k| self.is_put_permitted(info, k))
+    }
+
+    /// LeaseTimeToLive with `keys = true`. etcd 3.4.23 checks nothing here: recorded
+    /// against a real 3.4.23 with auth enabled, alice, and even a request without any
+    /// token, got the names of keys she cannot read (CVE-2023-32082, fixed in later
+    /// releases by requiring read permission on every attached key). With
+    /// [`TxnAuthMode::Fixed`] this applies the later rule; with the 3.4.23 mode it always
+    /// allows.
+    ///
+    /// # Errors
+    /// With the later rule: as [`Self::is_range_permitted`], for the first key refused.
+    pub fn is_lease_time_to_live_permitted<'a>(
+        &self,
+        info: &AuthInfo,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+        mode: TxnAuthMode,
+    ) -> Result<(), AuthError> {
+        if mode == TxnAuthMode::Etcd3_4_23 {
+            return Ok(());
+        }
+        keys.into_iter()
+            .try_for_each(|k| self.is_range_permitted(info, k, &[]))
     }
 
     /// `IsAdminPermitted`: allowed while disabled; otherwise the user must exist and hold
