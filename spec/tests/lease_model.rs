@@ -189,3 +189,22 @@ fn leader_change_restarts_every_clock_with_the_extension() {
     assert!(l.expired_leases(110_999, 10).is_empty());
     assert_eq!(l.expired_leases(111_000, 10), vec![LeaseId(1)]);
 }
+
+#[test]
+fn lease_ids_follow_etcds_generator_layout() {
+    use oxetcd_spec::lease::IdGenerator;
+    // (A real etcd 3.4.23 with member ID 0xbac7efc361f1457e granted lease 0x457ea1ff9768b26b.)
+    // member ID 0x1234_abcd: prefix is its low 16 bits in the top 2 bytes; the counter
+    // starts at (start_ms mod 2^40) << 8 and increments by one per ID.
+    let start_ms = 1_700_000_000_123u64;
+    let mut g = IdGenerator::new(0x1234_abcd, start_ms);
+    let base = (0xabcd_u64 << 48) | ((start_ms & ((1 << 40) - 1)) << 8);
+    assert_eq!(g.next_id(), base + 1);
+    assert_eq!(g.next_id(), base + 2);
+    // Lease IDs drop the sign bit (0xabcd has it set) and are never 0.
+    let id = g.next_lease_id();
+    assert_eq!(id.0 as u64, (base + 3) & (u64::MAX >> 1));
+    assert!(id.0 > 0);
+    let mut zero = IdGenerator::new(0, 0);
+    assert!((0..1000).all(|_| zero.next_lease_id().0 > 0));
+}

@@ -52,6 +52,52 @@ pub enum LeaseError {
     NotPrimary,
 }
 
+/// etcd's request/lease ID generator (`pkg/idutil.Generator`): the high 2 bytes are the
+/// low 16 bits of the member ID, the low 6 bytes a counter started at the member's start
+/// time in ms (low 40 bits) shifted left by 8. Each [`IdGenerator::next_id`] increments the
+/// counter. Deterministic given its seed; the server seeds it once at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IdGenerator {
+    prefix: u64,
+    suffix: u64,
+}
+
+const ID_TS_BITS: u32 = 40;
+const ID_COUNT_BITS: u32 = 8;
+const ID_SUFFIX_BITS: u32 = ID_TS_BITS + ID_COUNT_BITS;
+
+fn low_bits(x: u64, n: u32) -> u64 {
+    x & (u64::MAX >> (64 - n))
+}
+
+impl IdGenerator {
+    /// etcd's `NewGenerator(uint16(memberID), now)`.
+    #[must_use]
+    pub fn new(member_id: u64, start_ms: u64) -> Self {
+        Self {
+            prefix: (member_id & 0xffff) << ID_SUFFIX_BITS,
+            suffix: low_bits(start_ms, ID_TS_BITS) << ID_COUNT_BITS,
+        }
+    }
+
+    /// The next ID (etcd's `Next`).
+    pub fn next_id(&mut self) -> u64 {
+        self.suffix = self.suffix.wrapping_add(1);
+        self.prefix | low_bits(self.suffix, ID_SUFFIX_BITS)
+    }
+
+    /// An ID for a lease granted with ID 0: etcd's `LeaseGrant` draws `Next() & (2^63-1)`
+    /// until it is not 0.
+    pub fn next_lease_id(&mut self) -> LeaseId {
+        loop {
+            let id = self.next_id() & (u64::MAX >> 1);
+            if id != 0 {
+                return LeaseId(i64::try_from(id).expect("63-bit value fits in i64"));
+            }
+        }
+    }
+}
+
 /// etcd's default minimum lease TTL rule: `ceil(((3 * election_ticks) / 2) * heartbeat)`
 /// in seconds, where `election_ticks = election_ms / heartbeat_ms` (integer division,
 /// as etcd's `ElectionTicks`). With etcd's defaults (100 ms, 1000 ms) it is 2 s.
