@@ -80,7 +80,7 @@ pub fn text(results: &[TranscriptResult], markdown: bool) -> String {
         if !f.diffs.is_empty() {
             let _ = writeln!(out, "diff:");
             for d in &f.diffs {
-                let _ = writeln!(out, "  - {}\n  + {}: {}", d, d.path, d.got);
+                let _ = writeln!(out, "  {}\n    - {}\n    + {}", d.path, d.expected, d.got);
             }
         }
         out.push_str(fence);

@@ -14,6 +14,7 @@
 //! | `{repeat:N:s}` inside a request string | `s` repeated `N` times (oversized requests) |
 //! | `~int` / `~int[a..b]` | any integer (e.g. raft term, db size) / an integer in `a..=b` (TTL countdowns) |
 //! | `~string` / `~timestamp` | any string / an RFC 3339 timestamp |
+//! | `~b64:text` | the base64 of `text` after `{...}` expansion (JSON-gateway lock/election keys holding a lease ID) |
 //!
 //! Besides tokens, one ordering rule: the `keys` of a `LeaseTimeToLive` answer (which
 //! etcd lists in hash-map order) are sorted before recording and comparing. Several
@@ -453,6 +454,9 @@ fn interpolate_strings(v: &Value, env: &Env) -> Value {
             )
         }
         Value::String(s) if !is_token(s) => {
+            if let Some(t) = base64_with_var(s, env) {
+                return Value::String(t);
+            }
             let mut s = s.replace(&env.endpoint, "{endpoint}");
             for (name, value) in &env.vars {
                 if let Ok(n) = value.parse::<u64>() {
@@ -472,6 +476,27 @@ fn interpolate_strings(v: &Value, env: &Env) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+/// A JSON-gateway base64 value whose text contains a captured ID in hex (a lock or
+/// election key): recorded as `~b64:<text with {$name:x}>`.
+fn base64_with_var(s: &str, env: &Env) -> Option<String> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    if text.chars().any(char::is_control) {
+        return None;
+    }
+    let mut out = text.clone();
+    for (name, value) in &env.vars {
+        if let Ok(n) = value.parse::<u64>() {
+            let hex = format!("{n:x}");
+            if hex.len() >= 8 {
+                out = out.replace(&hex, &format!("{{${name}:x}}"));
+            }
+        }
+    }
+    (out != text).then(|| format!("~b64:{out}"))
 }
 
 fn is_token(s: &str) -> bool {
@@ -546,6 +571,17 @@ pub fn compare(expected: &Value, got: &Value, env: &mut Env, path: &str, diffs: 
                 };
                 if !ok {
                     fail(env, s.clone());
+                }
+            } else if let Some(text) = s.strip_prefix("~b64:") {
+                use base64::Engine as _;
+                match env.expand(text) {
+                    Ok(want) => {
+                        let want = base64::engine::general_purpose::STANDARD.encode(want);
+                        if got.as_str() != Some(want.as_str()) {
+                            fail(env, format!("{s} (= {want})"));
+                        }
+                    }
+                    Err(e) => fail(env, format!("{s} ({e})")),
                 }
             } else if s == "~string" {
                 if !got.is_string() {
