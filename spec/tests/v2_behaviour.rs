@@ -303,3 +303,22 @@ fn v2_error_table_snapshot() {
         .collect();
     insta::assert_snapshot!(table.join("\n"));
 }
+
+/// etcd 3.4.23: `PUT /w value=1 noValueOnSuccess=true` answered `{"action":"set"}` (201)
+/// and with `prevValue=1` `{"action":"compareAndSwap"}`; deletes keep their nodes.
+#[test]
+fn no_value_on_success_drops_nodes_of_writes_only() {
+    let mut s = Store::new();
+    let set = s
+        .set(&keys_path("/w"), false, "1", TtlOptions::PERMANENT, T0)
+        .expect("set");
+    assert_eq!(set.to_json_no_value(), r#"{"action":"set"}"#);
+    let cas = s
+        .compare_and_swap(&keys_path("/w"), "1", 0, "2", TtlOptions::PERMANENT, T0)
+        .expect("cas");
+    assert_eq!(cas.to_json_no_value(), r#"{"action":"compareAndSwap"}"#);
+    let del = s
+        .delete(&keys_path("/w"), false, false, T0)
+        .expect("delete");
+    assert_eq!(del.to_json_no_value(), del.to_json());
+}

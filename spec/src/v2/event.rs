@@ -185,6 +185,20 @@ impl Event {
         self
     }
 
+    /// The body for `noValueOnSuccess=true`: set, create, update and compareAndSwap
+    /// answers drop `node` and `prevNode` (`{"action":"set"}`); others are unchanged.
+    pub fn to_json_no_value(&self) -> String {
+        match self.action {
+            Action::Set | Action::Create | Action::Update | Action::CompareAndSwap => {
+                let mut out = String::from("{\"action\":");
+                json::push_string(&mut out, self.action.as_str());
+                out.push('}');
+                out
+            }
+            _ => self.to_json(),
+        }
+    }
+
     /// The JSON body etcd writes, byte for byte:
     /// `{"action":"...","node":{...},"prevNode":{...}}` (prevNode omitted when absent).
     pub fn to_json(&self) -> String {

@@ -9,10 +9,12 @@
 //! ([`Request::Sync`]) carrying its clock; applying it removes what has expired by then
 //! and produces "expire" events.
 //!
-//! What it is not: the HTTP layer. Form parsing and its 2xx errors (202 TTL not a
-//! number, 209 invalid field, 211/212 refresh checks...) are the server's; the codes and
-//! texts are here ([`V2ErrorCode`]) so the server has one table. Watch channels are the
-//! server's; [`Store::watch`] and [`Watcher::matches`] decide what they deliver.
+//! What it is not: the HTTP transport. The pure part of etcd's request parsing (form
+//! validation with its 2xx errors, the mapping to store requests) is
+//! [`parse_key_request`]; bodies are rendered by [`Event::to_json`] /
+//! [`V2Error::to_json`] (etcd's `json.Encoder` adds a trailing newline: the server
+//! appends `\n`). Watch channels are the server's; [`Store::watch`] and
+//! [`Watcher::matches`] decide what they deliver.
 //!
 //! Paths: like etcd, the store has two read-only namespaces, `/0` (cluster: members and
 //! version, written by the applier for membership changes) and `/1` (the keys API). The
@@ -30,6 +32,7 @@
 mod error;
 mod event;
 mod history;
+mod http;
 pub mod json;
 mod path;
 mod store;
@@ -37,6 +40,7 @@ mod store;
 pub use error::{V2Error, V2ErrorCode};
 pub use event::{Action, Event, NodeView, ttl_seconds};
 pub use history::{EventHistory, HISTORY_CAPACITY, WatchStart, Watcher};
+pub use http::{KeyRequest, ParsedKeyRequest, parse_key_request};
 pub use path::clean as clean_path;
 pub use store::{CLUSTER_PREFIX, KEYS_PREFIX, MIN_EXPIRE_MS, Store, TtlOptions, keys_path};
 
