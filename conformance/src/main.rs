@@ -92,6 +92,7 @@ fn run() -> Result<ExitCode> {
             dir,
         } => rt.block_on(async {
             let runner = Runner::new(&endpoint)?;
+            runner.ping().await?;
             let all = transcript::load_all(&dir, only.as_deref())?;
             if all.is_empty() {
                 bail!("no transcripts match");
@@ -125,6 +126,7 @@ fn run() -> Result<ExitCode> {
             quiet,
         } => rt.block_on(async {
             let runner = Runner::new(&endpoint)?;
+            runner.ping().await?;
             let all = transcript::load_all(&dir, only.as_deref())?;
             if all.is_empty() {
                 bail!("no transcripts match");

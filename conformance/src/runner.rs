@@ -193,6 +193,20 @@ impl Runner {
         })
     }
 
+    /// Checks that the endpoint answers gRPC at all (any status counts as an answer).
+    pub async fn ping(&self) -> Result<()> {
+        let (_, got) = self
+            .unary("KV/Range", &json!({"key": "ping"}), None)
+            .await
+            .with_context(|| format!("cannot reach {}", self.endpoint))?;
+        match got {
+            Err(e) if e.code == "Unavailable" => {
+                bail!("cannot reach {}: {}", self.endpoint, e.message)
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn unary(
         &self,
         method: &str,
