@@ -356,3 +356,27 @@ fn membership_error_table_snapshot() {
         .collect();
     insta::assert_snapshot!(table.join("\n"));
 }
+
+#[test]
+fn attributes_keys_are_recognised_like_etcds_regexp() {
+    use oxetcd_spec::membership::{attributes_key, member_id_from_attributes_key};
+    let id = MemberId(0xbac7_efc3_61f1_457e);
+    assert_eq!(attributes_key(id), "/0/members/bac7efc361f1457e/attributes");
+    assert_eq!(member_id_from_attributes_key(&attributes_key(id)), Some(id));
+    assert_eq!(
+        member_id_from_attributes_key("/0/members/ABC/attributes"),
+        Some(MemberId(0xabc))
+    );
+    assert_eq!(
+        member_id_from_attributes_key("/0/members/bac7efc361f1457e/raftAttributes"),
+        None
+    );
+    assert_eq!(
+        member_id_from_attributes_key("/0/members/12345678901234567/attributes"),
+        None
+    );
+    assert_eq!(
+        member_id_from_attributes_key("/1/members/1/attributes"),
+        None
+    );
+}

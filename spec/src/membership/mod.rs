@@ -597,3 +597,18 @@ pub fn attributes_key(id: MemberId) -> String {
 pub fn removed_member_store_key(id: MemberId) -> String {
     format!("{}/removed_members/{id}", v2::CLUSTER_PREFIX)
 }
+
+/// The member whose attributes key this store path is (`/0/members/<1-16 hex
+/// digits>/attributes`, etcd's `storeMemberAttributeRegexp`). etcd 3.4's v2 applier
+/// intercepts PUTs of such paths (and of [`CLUSTER_VERSION_KEY`]) and updates the cluster
+/// instead of the store directly.
+pub fn member_id_from_attributes_key(store_path: &str) -> Option<MemberId> {
+    let rest = store_path
+        .strip_prefix(v2::CLUSTER_PREFIX)?
+        .strip_prefix("/members/")?;
+    let hex = rest.strip_suffix("/attributes")?;
+    if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok().map(MemberId)
+}
