@@ -30,4 +30,6 @@ pub use request::{
     TxnResponse,
 };
 pub use revision::{REVISION_BYTES, Revision, TOMBSTONE_MARK};
-pub use store::{FINISHED_COMPACT_KEY, LeaseCheck, OpenError, Store, in_range};
+pub use store::{
+    FINISHED_COMPACT_KEY, INVARIANT_CHECK_HISTORY_MAX, LeaseCheck, OpenError, Store, in_range,
+};
