@@ -926,15 +926,27 @@ fn show_expect(e: &Expect) -> String {
 
 /// The one ordering normalisation: etcd lists a lease's attached keys
 /// (`LeaseTimeToLive` with `keys`) in hash-map order, so they are compared sorted.
+///
+/// Member lists are ordered by member ID, which is random per run: they are compared
+/// with started members (those with client URLs) first, then by peer URLs.
 fn canonicalize(got: &mut Got, ctx: &str) {
-    if !(ctx.contains("TimeToLive") || ctx.contains("/lease/timetolive")) {
-        return;
-    }
     let body = match got {
         Got::Grpc(Ok(v)) => v,
         Got::Http { body, .. } => body,
         _ => return,
     };
+    if let Some(members) = body.get_mut("members").and_then(Value::as_array_mut) {
+        members.sort_by_key(|m| {
+            let started = m
+                .get("clientURLs")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            (!started, m.get("peerURLs").map(Value::to_string))
+        });
+    }
+    if !(ctx.contains("TimeToLive") || ctx.contains("/lease/timetolive")) {
+        return;
+    }
     if let Some(keys) = body.get_mut("keys").and_then(Value::as_array_mut) {
         keys.sort_by_key(|k| k.as_str().map(str::to_owned));
     }

@@ -16,8 +16,9 @@
 //! | `~string` / `~timestamp` | any string / an RFC 3339 timestamp |
 //! | `~b64:text` | the base64 of `text` after `{...}` expansion (JSON-gateway lock/election keys holding a lease ID) |
 //!
-//! Besides tokens, one ordering rule: the `keys` of a `LeaseTimeToLive` answer (which
-//! etcd lists in hash-map order) are sorted before recording and comparing. Several
+//! Besides tokens, two ordering rules: the `keys` of a `LeaseTimeToLive` answer (which
+//! etcd lists in hash-map order) are sorted before recording and comparing, and so are
+//! member lists (ordered by random member ID; started members first, then peer URLs). Several
 //! messages on one stream may be matched in any order where a step says so
 //! (`messages: N`). Everything else, error codes and messages included, must match exactly. The same
 //! tokens may be used in requests (`R+k`, `V+k`, `$name`, `{...}` interpolation).
@@ -259,6 +260,7 @@ enum Rule {
 fn rule_for(ctx: &str, parent: &Map<String, Value>, field: &str, value: &Value) -> Option<Rule> {
     let lease_ctx = ctx.contains("Lease") || ctx.contains("/lease/");
     let member_like = parent.contains_key("peerURLs") || parent.contains_key("clientURLs");
+    let started_member = parent.contains_key("clientURLs");
     let stats = ctx.contains("/v2/stats");
     let v2_members = ctx.contains("/v2/members");
     Some(match field {
@@ -313,7 +315,7 @@ fn rule_for(ctx: &str, parent: &Map<String, Value>, field: &str, value: &Value) 
         ),
         "expiration" | "startTime" => Rule::Timestamp,
         "uptime" => Rule::AnyString,
-        "name" | "peerURLs" if member_like || stats => Rule::AnyString,
+        "name" | "peerURLs" if started_member || stats => Rule::AnyString,
         _ => return None,
     })
 }
