@@ -9,6 +9,7 @@
 //! |---|---|---|---|
 //! | GHSA-rfx7-8w68-q57q (nested txn RBAC bypass) | `auth/permission_denied` step 26 | does not check permissions of a `Txn` nested in a `Txn`: a user without read permission reads the key | `PermissionDenied` "etcdserver: permission denied" |
 //! | GHSA-x35m-3gp4-4fh5, etcd-io/etcd#21677 (prev_kv in txn put) | `auth/permission_denied` step 27 | checks read permission for `prev_kv` on a plain Put but not on a Put inside a Txn: a write-only user reads the previous value | `PermissionDenied` "etcdserver: permission denied" |
+//! | etcd-io/etcd#21694 (MemberUpdate forgets learner) | `cluster/learner_add_remove` steps 5 and 6 | MemberUpdate of a learner replaces its raft attributes, so the answer and later MemberLists show it as a voting member | the member keeps `isLearner: true` |
 //!
 //! Looked at and not marked:
 //! * etcd-io/etcd#15220 (a progress notification may be sent before events of
@@ -22,4 +23,5 @@
 pub const KNOWN: &[&str] = &[
     "GHSA-rfx7-8w68-q57q (nested txn RBAC bypass)",
     "GHSA-x35m-3gp4-4fh5 / etcd-io/etcd#21677 (prev_kv in txn put)",
+    "etcd-io/etcd#21694 (MemberUpdate forgets learner)",
 ];

@@ -44,8 +44,8 @@ fn every_transcript_matches_real_etcd() {
     );
     let deviations: usize = results.iter().map(|r| r.deviations.len()).sum();
     assert_eq!(
-        deviations, 2,
-        "etcd 3.4.23 should show exactly the two documented deviations\n{report}"
+        deviations, 4,
+        "etcd 3.4.23 should show exactly the four documented deviation steps\n{report}"
     );
 }
 
