@@ -721,30 +721,37 @@ impl Runner {
             let _ = check(&step.expect.clone(), &got, env);
             return Outcome::Pass;
         }
-        let mut trial = env.clone();
-        let diffs = check(&step.expect, &got, &mut trial);
-        if diffs.is_empty() {
-            *env = trial;
-            return match &step.deviation {
-                Some(d) => Outcome::KnownDeviation(d.issue.clone()),
-                None => Outcome::Pass,
-            };
-        }
-        if let Some(d) = &step.deviation {
-            let mut trial = env.clone();
-            if check(&d.corrected, &got, &mut trial).is_empty() {
-                *env = trial;
-                return Outcome::Pass;
-            }
-        }
-        Outcome::Fail(Failure {
-            step: 0,
-            request: describe(step),
-            expected: show_expect(&step.expect),
-            got: got.show(),
-            diffs,
-        })
+        judge(step, &got, env)
     }
+}
+
+/// Replay verdict for one answer: the recorded etcd answer passes (as a known deviation
+/// when the step carries one), the deviation's corrected answer passes, anything else
+/// fails with the differences from the recorded answer.
+fn judge(step: &Step, got: &Got, env: &mut Env) -> Outcome {
+    let mut trial = env.clone();
+    let diffs = check(&step.expect, got, &mut trial);
+    if diffs.is_empty() {
+        *env = trial;
+        return match &step.deviation {
+            Some(d) => Outcome::KnownDeviation(d.issue.clone()),
+            None => Outcome::Pass,
+        };
+    }
+    if let Some(d) = &step.deviation {
+        let mut trial = env.clone();
+        if check(&d.corrected, got, &mut trial).is_empty() {
+            *env = trial;
+            return Outcome::Pass;
+        }
+    }
+    Outcome::Fail(Failure {
+        step: 0,
+        request: describe(step),
+        expected: show_expect(&step.expect),
+        got: got.show(),
+        diffs,
+    })
 }
 
 fn record_expect(got: &Got, env: &mut Env, ctx: &str) -> Expect {
@@ -949,5 +956,81 @@ fn canonicalize(got: &mut Got, ctx: &str) {
     }
     if let Some(keys) = body.get_mut("keys").and_then(Value::as_array_mut) {
         keys.sort_by_key(|k| k.as_str().map(str::to_owned));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcript::Deviation;
+
+    fn step_with_deviation() -> Step {
+        Step {
+            call: Some("KV/Txn".into()),
+            expect: Expect {
+                response: Some(json!({"succeeded": true})),
+                ..Expect::default()
+            },
+            deviation: Some(Deviation {
+                issue: "issue-1".into(),
+                note: "etcd answers wrongly".into(),
+                corrected: Expect {
+                    error: Some(GrpcError {
+                        code: "PermissionDenied".into(),
+                        message: "denied".into(),
+                    }),
+                    ..Expect::default()
+                },
+            }),
+            ..Step::default()
+        }
+    }
+
+    #[test]
+    fn etcd_answer_is_reported_as_known_deviation() {
+        let got = Got::Grpc(Ok(json!({"succeeded": true})));
+        let outcome = judge(&step_with_deviation(), &got, &mut Env::default());
+        assert!(
+            matches!(outcome, Outcome::KnownDeviation(ref i) if i == "issue-1"),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn corrected_answer_passes() {
+        let got = Got::Grpc(Err(GrpcError {
+            code: "PermissionDenied".into(),
+            message: "denied".into(),
+        }));
+        let outcome = judge(&step_with_deviation(), &got, &mut Env::default());
+        assert!(matches!(outcome, Outcome::Pass), "{outcome:?}");
+    }
+
+    #[test]
+    fn any_other_answer_fails_against_the_recorded_one() {
+        let got = Got::Grpc(Err(GrpcError {
+            code: "PermissionDenied".into(),
+            message: "other".into(),
+        }));
+        match judge(&step_with_deviation(), &got, &mut Env::default()) {
+            Outcome::Fail(f) => assert_eq!(f.diffs.len(), 1, "{:?}", f.diffs),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unordered_messages_match_in_any_order() {
+        let mut step = Step::default();
+        step.expect.responses = Some(vec![json!({"watch_id": 0}), json!({"watch_id": 1})]);
+        let got = Got::Many(vec![json!({"watch_id": 1}), json!({"watch_id": 0})]);
+        assert!(matches!(
+            judge(&step, &got, &mut Env::default()),
+            Outcome::Pass
+        ));
+        let wrong = Got::Many(vec![json!({"watch_id": 1}), json!({"watch_id": 1})]);
+        assert!(matches!(
+            judge(&step, &wrong, &mut Env::default()),
+            Outcome::Fail(_)
+        ));
     }
 }
