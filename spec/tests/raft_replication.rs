@@ -140,7 +140,7 @@ fn progress_moves_from_probe_to_replicate_on_first_acknowledgement() {
     c.stabilize();
     let pr = c.node(1).progress(NodeId(2)).expect("leader tracks 2");
     assert_eq!(pr.state, ProgressState::Replicate);
-    assert_eq!(pr.matched, LogIndex(1));
+    assert_eq!(pr.matched, c.node(1).last_index());
 }
 
 #[test]
@@ -240,25 +240,29 @@ fn leader_counts_itself_only_after_persisting() {
 
 /// Raft paper Figure 8, adapted: an entry from an earlier term that is stored on a
 /// majority is still not safe to commit by counting; a later leader may overwrite it.
-fn figure_8(bugs: InjectedBugs) -> (Cluster, LogIndex) {
+/// Returns the cluster, S1's commit index right after index `a` reached a majority, and `a`.
+fn figure_8(bugs: InjectedBugs) -> (Cluster, LogIndex, LogIndex) {
     let mut cfg = config(5);
     cfg.max_size_per_msg = 1; // one entry per append, to control exactly what arrives
     cfg.bugs = bugs;
     let mut c = Cluster::new(cfg);
     c.record = true;
-    // (a) S1 leads term 1 and replicates index 2 ("a") only to S2.
+    // (a) S1 leads term 2 and replicates index a ("a") only to S2.
     elect(&mut c, 1);
+    let a = c.node(1).last_index().next();
+    let a_term = c.node(1).term();
     c.propose(1, b"a").expect("accepted");
     c.deliver_where(|m| is(m, MessageKind::App, 1, 2));
     c.deliver_where(|m| is(m, MessageKind::AppResp, 2, 1));
     c.drop_where(|_| true);
-    // (b) S1 crashes; S5 wins term 2 with votes from S3, S4 and appends index 2 itself.
+    // (b) S1 crashes; S5 wins the next term with votes from S3, S4 and appends index a
+    // itself.
     c.crash(NodeId(1));
     c.campaign(5);
     c.deliver_where(|m| m.kind == MessageKind::Vote);
     c.deliver_where(|m| m.kind == MessageKind::VoteResp);
     assert_eq!(c.leader(), Some(NodeId(5)));
-    assert_eq!(c.node(5).term_at(LogIndex(2)), Some(Term(2)));
+    assert_eq!(c.node(5).term_at(a), Some(a_term.next()));
     c.drop_where(|_| true);
     // (c) S5 crashes; S1 restarts and wins a later term with S2, S3, S4.
     c.crash(NodeId(5));
@@ -272,14 +276,14 @@ fn figure_8(bugs: InjectedBugs) -> (Cluster, LogIndex) {
         c.deliver_where(|m| m.kind == MessageKind::VoteResp);
     }
     assert_eq!(c.leader(), Some(NodeId(1)));
-    // S1 replicates its current-term entry (index 3) to S2 only, and index 2 (term 1)
-    // to S3: now S1, S2, S3 hold index 2 -- a majority of five.
+    // S1 replicates its current-term entry (index a+1) to S2 only, and index a (older
+    // term) to S3: now S1, S2, S3 hold index a -- a majority of five.
     c.deliver_where(|m| is(m, MessageKind::App, 1, 2) || is(m, MessageKind::App, 1, 3));
     c.deliver_where(|m| is(m, MessageKind::AppResp, 3, 1)); // rejection: back off
-    c.deliver_where(|m| is(m, MessageKind::App, 1, 3)); // index 2 only
+    c.deliver_where(|m| is(m, MessageKind::App, 1, 3)); // index a only
     c.deliver_where(|m| m.kind == MessageKind::AppResp);
     let commit_after_majority = c.node(1).commit_index();
-    // (d) S1 crashes before index 3 reaches a majority; S5 restarts and wins.
+    // (d) S1 crashes before index a+1 reaches a majority; S5 restarts and wins.
     c.drop_where(|_| true);
     c.crash(NodeId(1));
     c.restart(NodeId(5));
@@ -294,22 +298,23 @@ fn figure_8(bugs: InjectedBugs) -> (Cluster, LogIndex) {
     assert_eq!(
         c.leader(),
         Some(NodeId(5)),
-        "S5 can win: its last term 2 beats term 1"
+        "S5 can win: its last term beats theirs"
     );
     c.stabilize();
     c.tick_all_and_stabilize(3);
-    (c, commit_after_majority)
+    (c, commit_after_majority, a)
 }
 
 #[test]
 fn figure_8_previous_term_entry_on_a_majority_is_not_committed_by_counting() {
-    let (mut c, commit) = figure_8(InjectedBugs::default());
-    assert_eq!(commit, LogIndex(1), "index 2 (term 1) was not committed");
+    let (mut c, commit, a) = figure_8(InjectedBugs::default());
+    assert_eq!(commit, a.prev(), "index a (older term) was not committed");
     assert_eq!(
-        c.node(3).term_at(LogIndex(2)),
-        Some(Term(2)),
+        c.node(3).term_at(a),
+        c.node(5).term_at(a),
         "S5 overwrote it"
     );
+    assert_ne!(c.node(3).term_at(a), Some(Term(2)));
     assert!(
         c.applied(1)
             .iter()
@@ -326,8 +331,8 @@ fn figure_8_with_commit_by_counting_bug_loses_a_committed_entry() {
         commit_previous_term_by_counting: true,
         ..InjectedBugs::default()
     };
-    let (mut c, commit) = figure_8(bugs);
-    assert_eq!(commit, LogIndex(2), "the bug commits index 2 by counting");
+    let (mut c, commit, a) = figure_8(bugs);
+    assert_eq!(commit, a, "the bug commits index a by counting");
     let err = c
         .check_safety()
         .expect_err("the overwrite of a committed entry is caught");
@@ -347,7 +352,7 @@ fn stale_append(bugs: InjectedBugs) -> Cluster {
     c.propose(1, b"x").expect("accepted");
     let held = c.take_where(|m| is(m, MessageKind::App, 1, 3));
     c.drop_where(|m| m.from == NodeId(1));
-    // Node 2 takes over in a new term and commits index 2 with node 3's help, but node 3
+    // Node 2 takes over in a new term and commits its entry with node 3's help, but node 3
     // does not learn the commit index yet.
     c.crash(NodeId(1));
     c.campaign(2);
@@ -356,9 +361,9 @@ fn stale_append(bugs: InjectedBugs) -> Cluster {
     assert_eq!(c.leader(), Some(NodeId(2)));
     c.deliver_where(|m| is(m, MessageKind::App, 2, 3));
     c.deliver_where(|m| is(m, MessageKind::AppResp, 3, 2));
-    assert_eq!(c.node(2).commit_index(), LogIndex(2));
+    assert_eq!(c.node(2).commit_index(), c.node(2).last_index());
     c.drop_where(|_| true);
-    // The delayed append from term 1 finally arrives at node 3.
+    // The delayed append from the old term finally arrives at node 3.
     for m in held {
         c.inject(m);
     }
@@ -374,7 +379,15 @@ fn stale_append(bugs: InjectedBugs) -> Cluster {
 #[test]
 fn follower_rejects_append_from_stale_term() {
     let mut c = stale_append(InjectedBugs::default());
-    assert_eq!(c.node(3).term_at(LogIndex(2)).map(|t| t.0), Some(2));
+    let x_index = c.node(1).commit_index().max(c.node(3).commit_index());
+    assert!(
+        c.node(3)
+            .entries(LogIndex(1), x_index.next())
+            .expect("not compacted")
+            .iter()
+            .all(|e| e.payload != EntryPayload::Normal(b"x".to_vec())),
+        "the stale entry never replaced node 2's"
+    );
     c.check_safety().expect("safe");
 }
 

@@ -780,15 +780,20 @@ impl<S: Storage> Raft<S> {
             return;
         }
         let old_paused = pr.is_paused();
-        if !pr.maybe_update(m.index) {
-            if old_paused && pr.state == ProgressState::Probe {
-                self.send_append(m.from, false);
-            }
+        let updated = pr.maybe_update(m.index);
+        // A duplicate acknowledgement of the current match also proves the position of a
+        // probing follower (etcd does the same).
+        let confirms_probe = pr.matched == m.index && pr.state == ProgressState::Probe;
+        if !updated && !confirms_probe {
             return;
         }
         match pr.state {
             ProgressState::Probe => pr.become_replicate(),
-            ProgressState::Snapshot if pr.matched >= pr.pending_snapshot => pr.become_probe(),
+            ProgressState::Snapshot if pr.matched >= pr.pending_snapshot => {
+                // The snapshot is installed: resume normal replication after it.
+                pr.become_probe();
+                pr.become_replicate();
+            }
             ProgressState::Replicate => pr.inflights.free_to(m.index),
             ProgressState::Snapshot => {}
         }
@@ -1002,8 +1007,8 @@ impl<S: Storage> Raft<S> {
     /// its entry).
     pub(crate) fn apply_conf_change(&mut self, cc: &ConfChange) {
         let next = cc.apply_to(&self.conf);
-        if next.voters.is_empty() {
-            return; // never leave a configuration without voters
+        if cc.kind == ConfChangeKind::RemoveNode && next.voters.is_empty() {
+            return; // never leave a configuration without voters (the leader refuses it too)
         }
         self.conf = next;
         let cap = self.cfg.max_inflight_msgs;

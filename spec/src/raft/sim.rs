@@ -20,7 +20,7 @@ use super::node::Node;
 use super::rng::SplitMix64;
 use super::storage::{MemStorage, Storage};
 use super::types::{
-    ConfChange, ConfState, Entry, EntryPayload, LogIndex, NodeId, Proposed, Role, Term,
+    ConfChange, Entry, EntryPayload, LogIndex, NodeId, Proposed, ReadState, Role, Term,
 };
 
 /// Knobs of a simulated cluster.
@@ -88,6 +88,8 @@ pub struct Member {
     pub durable: MemStorage,
     /// The application: every applied entry, in order (snapshots replace the prefix).
     pub applied: Vec<Entry>,
+    /// Read states received so far (answers to `read_index`).
+    pub read_states: Vec<ReadState>,
 }
 
 /// A simulated cluster. See the module docs.
@@ -115,14 +117,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster of `config.nodes` voters with empty logs, bootstrapped with the same
-    /// configuration.
+    /// A cluster of `config.nodes` voters bootstrapped as etcd does: each log starts with
+    /// one committed `AddNode` entry per voter (term 1), already applied.
     #[must_use]
     pub fn new(config: SimConfig) -> Cluster {
-        let conf = ConfState::with_voters(1..=config.nodes);
         let mut members = BTreeMap::new();
         for id in 1..=config.nodes {
-            let storage = MemStorage::new_with_conf_state(conf.clone());
+            let storage = MemStorage::new_bootstrapped(1..=config.nodes);
             let node = Node::new(config.node_config(NodeId(id), LogIndex(0)), storage)
                 .expect("simulation config is valid");
             members.insert(
@@ -131,10 +132,11 @@ impl Cluster {
                     node: Some(node),
                     durable: MemStorage::new(),
                     applied: Vec::new(),
+                    read_states: Vec::new(),
                 },
             );
         }
-        Cluster {
+        let mut cluster = Cluster {
             rng: SplitMix64::new(config.seed),
             config,
             members,
@@ -146,7 +148,10 @@ impl Cluster {
             applied_by_index: BTreeMap::new(),
             proposals: 0,
             violation: None,
-        }
+        };
+        // Apply the bootstrap configuration entries.
+        cluster.process_readies();
+        cluster
     }
 
     /// A cluster whose members start from the given storages (for scenarios that need
@@ -164,6 +169,7 @@ impl Cluster {
                     node: Some(node),
                     durable: MemStorage::new(),
                     applied: Vec::new(),
+                    read_states: Vec::new(),
                 },
             );
         }
@@ -210,6 +216,7 @@ impl Cluster {
                 node: Some(node),
                 durable: MemStorage::new(),
                 applied: Vec::new(),
+                read_states: Vec::new(),
             },
         );
     }
@@ -250,6 +257,14 @@ impl Cluster {
             .filter(|(_, n)| n.role() == Role::Leader)
             .max_by_key(|(_, n)| n.term())
             .map(|(id, _)| *id)
+    }
+
+    /// The read states member `id` received so far.
+    #[must_use]
+    pub fn read_states(&self, id: u64) -> &[ReadState] {
+        self.members
+            .get(&NodeId(id))
+            .map_or(&[], |m| m.read_states.as_slice())
     }
 
     /// The applied entries of member `id`.
@@ -312,6 +327,7 @@ impl Cluster {
             member.applied = decode_app_snapshot(&snapshot.data);
         }
         member.applied.extend(rd.committed_entries.iter().cloned());
+        member.read_states.extend(rd.read_states.iter().cloned());
         node.advance(rd.ack())
             .expect("acknowledging the outstanding Ready");
         let term = node.term();

@@ -139,12 +139,32 @@ impl MemStorage {
         }
     }
 
-    /// An empty storage whose initial configuration is `conf_state` (bootstrapping a new
-    /// cluster: every initial member starts with the same one).
+    /// An empty storage whose initial configuration is `conf_state`, held in the (empty)
+    /// snapshot at index 0. Fine for a fixed membership; a member added later would never
+    /// learn this configuration (it is not in the log), so clusters that may grow should
+    /// use [`MemStorage::new_bootstrapped`].
     #[must_use]
     pub fn new_with_conf_state(conf_state: ConfState) -> MemStorage {
         let mut storage = MemStorage::new();
         storage.snapshot.metadata.conf_state = conf_state;
+        storage
+    }
+
+    /// A storage bootstrapped as etcd does for a new cluster: one committed `AddNode`
+    /// entry per initial voter (term 1, indexes 1..=n), so every member, including ones
+    /// that join later and replay the log from index 1, derives the same configuration.
+    /// Every initial member must be bootstrapped with the same voters in the same order.
+    #[must_use]
+    pub fn new_bootstrapped(voters: impl IntoIterator<Item = u64>) -> MemStorage {
+        let mut storage = MemStorage::new();
+        let entries = bootstrap_entries(voters);
+        let commit = LogIndex(entries.len() as u64);
+        storage.entries.extend(entries);
+        storage.hard_state = HardState {
+            term: Term(u64::from(commit.0 > 0)),
+            vote: None,
+            commit,
+        };
         storage
     }
 
@@ -321,6 +341,24 @@ impl Storage for MemStorage {
         self.entries.insert(0, dummy);
         Ok(())
     }
+}
+
+/// The bootstrap log of a new cluster (see [`MemStorage::new_bootstrapped`]): one
+/// committed `AddNode` entry per voter, term 1, indexes 1..=n. A server storage seeds its
+/// log with these entries and a hard state `{term: 1, vote: none, commit: n}`.
+#[must_use]
+pub fn bootstrap_entries(voters: impl IntoIterator<Item = u64>) -> Vec<Entry> {
+    voters
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| Entry {
+            term: Term(1),
+            index: LogIndex(i as u64 + 1),
+            payload: super::types::EntryPayload::ConfChange(super::types::ConfChange::add_node(
+                super::types::NodeId(id),
+            )),
+        })
+        .collect()
 }
 
 /// The longest prefix of `entries` whose total size stays within `max` bytes, but at
