@@ -6,6 +6,11 @@
 //! `oxetcd_spec`, which this crate drives verbatim.
 
 pub mod config;
+pub mod errors;
+pub mod http;
 pub mod logging;
+pub mod node_loop;
+pub mod server;
 pub mod storage;
+pub mod v3;
 pub mod version;

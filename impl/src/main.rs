@@ -40,11 +40,43 @@ fn main() -> ExitCode {
                     path.display().to_string()
                 );
             }
-            eprintln!(
-                "oxetcd: configuration loaded for member {:?}; serving is not implemented yet",
-                config.name
-            );
-            ExitCode::from(1)
+            tracing::info!("etcd Version: {}", oxetcd::version::ETCD_VERSION);
+            tracing::info!("oxetcd Version: {}", oxetcd::version::OXETCD_VERSION);
+            serve(*config)
         }
     }
+}
+
+/// Runs the server until the node loop stops (fatal storage error) or a signal arrives.
+fn serve(config: config::Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let server = match oxetcd::server::start(config).await {
+            Ok(server) => server,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                return ExitCode::from(1);
+            }
+        };
+        tokio::select! {
+            result = server.node_task => {
+                // A storage error: durability is unknown, so stop (fail-stop).
+                tracing::error!("node loop stopped: {result:?}");
+                ExitCode::from(1)
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("received interrupt signal, shutting down");
+                ExitCode::SUCCESS
+            }
+        }
+    })
 }

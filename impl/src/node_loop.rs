@@ -1,0 +1,554 @@
+//! The node loop: the one task that owns the `spec` Raft [`Node`] and carries out its
+//! executor contract (documented in `oxetcd_spec::raft::node`), for this member.
+//!
+//! Inputs arrive as [`Input`]s on a bounded channel (client proposals, linearizable read
+//! requests) and as ticks of a tokio interval (`--heartbeat-interval`). After each batch
+//! of inputs the loop drains every Ready: persist (snapshot, entries, hard state) to
+//! fjall and sync once if the Ready asks (group commit: all proposals taken in the same
+//! batch share the fsync), send messages (a single member has none; the peer transport
+//! is not built yet), apply committed entries through `AppState::apply`, publish their
+//! watch events, complete the waiting requests by request id, answer ReadIndex
+//! requests once applied, then `advance`.
+//!
+//! Leases: the leader checks its lease clocks on every tick and proposes a revoke for
+//! each expired lease (etcd's lessor does the same through its revoke channel). Log
+//! compaction: every `--snapshot-count` applied entries the loop syncs the applied
+//! state and compacts the log up to the applied index.
+//!
+//! What this is not: consensus, MVCC or lease logic — those are `spec` calls only.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use oxetcd_spec::apply::{AppState, Applied, Command, Proposal};
+use oxetcd_spec::lease::LeaseId;
+use oxetcd_spec::mvcc::Event;
+use oxetcd_spec::raft::{EntryPayload, LogIndex, Node, Ready, Role, Storage};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::storage::backend::FjallBackend;
+use crate::storage::raft_log::FjallRaftStorage;
+
+/// The application state shared with the API (readers take the read lock; the loop
+/// takes the write lock to apply).
+pub type SharedState = Arc<RwLock<AppState<FjallBackend>>>;
+
+/// Why a request could not be completed; the API maps these to etcd's errors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoopError {
+    /// No leader to take the proposal (etcd: "etcdserver: no leader").
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// The node loop has stopped (fatal storage error or shutdown).
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// The proposal was lost (leader change) before it committed.
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+}
+
+/// One input to the loop.
+#[derive(Debug)]
+pub enum Input {
+    /// Propose `command`; the reply comes when the entry is applied.
+    Propose {
+        /// The command.
+        command: Command,
+        /// Where the applied result goes.
+        reply: oneshot::Sender<Result<Applied, LoopError>>,
+    },
+    /// Wait until this member has applied everything committed when the request was
+    /// confirmed by a quorum (ReadIndex, Raft thesis §6.4); then a local read is
+    /// linearizable.
+    ReadIndex {
+        /// Completed when the read may proceed.
+        reply: oneshot::Sender<Result<(), LoopError>>,
+    },
+}
+
+/// What the loop publishes for watchers: the events of one applied entry.
+#[derive(Clone, Debug)]
+pub struct AppliedEvents {
+    /// The store revision after the entry.
+    pub revision: i64,
+    /// The entry's events, in order.
+    pub events: Arc<Vec<Event>>,
+}
+
+/// Figures the API reports (Maintenance Status, metrics), updated by the loop.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Current leader id (0 for none).
+    pub leader: AtomicU64,
+    /// Current term.
+    pub term: AtomicU64,
+    /// Last log index.
+    pub raft_index: AtomicU64,
+    /// Applied index.
+    pub applied_index: AtomicU64,
+    /// Proposals committed (applied) since start.
+    pub proposals_committed: AtomicU64,
+    /// Proposals that failed (dropped, no leader).
+    pub proposals_failed: AtomicU64,
+    /// Number of fsyncs done.
+    pub fsyncs: AtomicU64,
+    /// Sum of fsync durations, microseconds.
+    pub fsync_micros: AtomicU64,
+    /// Times this member saw a leader change.
+    pub leader_changes: AtomicU64,
+}
+
+/// The handle the API uses to talk to the loop.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    inputs: mpsc::Sender<Input>,
+    /// Applied state, for reads.
+    pub state: SharedState,
+    /// Applied watch events.
+    pub events: broadcast::Sender<AppliedEvents>,
+    /// Live figures.
+    pub status: Arc<Status>,
+    /// This member's id.
+    pub member_id: u64,
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// Lease and request id generator.
+    ids: Arc<IdGenerator>,
+    /// Start of this process's monotonic clock (lease time).
+    epoch: Instant,
+}
+
+impl NodeHandle {
+    /// Proposes `command` and waits until it is applied.
+    ///
+    /// # Errors
+    /// [`LoopError`] if there is no leader, the loop stopped or the proposal was lost.
+    pub async fn propose(&self, command: Command) -> Result<Applied, LoopError> {
+        let (reply, wait) = oneshot::channel();
+        self.inputs
+            .send(Input::Propose { command, reply })
+            .await
+            .map_err(|_| LoopError::Stopped)?;
+        wait.await.map_err(|_| LoopError::Stopped)?
+    }
+
+    /// Waits until a local read is linearizable (ReadIndex).
+    ///
+    /// # Errors
+    /// [`LoopError`] if there is no leader or the loop stopped.
+    pub async fn read_index(&self) -> Result<(), LoopError> {
+        let (reply, wait) = oneshot::channel();
+        self.inputs
+            .send(Input::ReadIndex { reply })
+            .await
+            .map_err(|_| LoopError::Stopped)?;
+        wait.await.map_err(|_| LoopError::Stopped)?
+    }
+
+    /// A fresh unique id (for leases granted with ID 0): positive as an `i64`.
+    pub fn next_id(&self) -> u64 {
+        self.ids.next() & (i64::MAX as u64)
+    }
+
+    /// Milliseconds on this member's monotonic lease clock.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a leader is known.
+    pub fn has_leader(&self) -> bool {
+        self.status.leader.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether this member is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.status.leader.load(Ordering::Relaxed) == self.member_id
+    }
+}
+
+/// etcd's id scheme (`pkg/idutil`): the member id's low bits, a millisecond timestamp
+/// and a counter, so ids are unique across members and restarts.
+#[derive(Debug)]
+struct IdGenerator {
+    next: AtomicU64,
+}
+
+impl IdGenerator {
+    fn new(member_id: u64) -> IdGenerator {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0));
+        let prefix = (member_id & 0x7fff) << 48;
+        IdGenerator {
+            next: AtomicU64::new(prefix | ((now_ms & 0xff_ffff_ffff) << 8)),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Settings of the loop.
+#[derive(Clone, Debug)]
+pub struct LoopConfig {
+    /// Tick period (`--heartbeat-interval`).
+    pub tick: Duration,
+    /// `--snapshot-count`.
+    pub snapshot_count: u64,
+    /// Campaign at once when this member is the only voter (etcd's
+    /// `--initial-election-tick-advance` makes a lone member elect itself immediately).
+    pub campaign_at_start: bool,
+}
+
+/// Most inputs taken into one batch before the Ready is processed (bounds latency).
+const INPUT_BATCH_MAX: usize = 1024;
+/// Most expired leases revoked per tick (etcd: `leaseRevokeRate` is 1000/s).
+const LEASE_REVOKES_PER_TICK: usize = 100;
+
+/// The loop's own state.
+struct NodeLoop {
+    node: Node<FjallRaftStorage>,
+    handle: NodeHandle,
+    config: LoopConfig,
+    inputs: mpsc::Receiver<Input>,
+    /// Proposals waiting for their entry, by request id.
+    waiting: BTreeMap<u64, oneshot::Sender<Result<Applied, LoopError>>>,
+    /// ReadIndex requests Raft refused for now (leader not ready), retried on tick.
+    reads_retry: Vec<oneshot::Sender<Result<(), LoopError>>>,
+    /// ReadIndex requests not yet answered by Raft, by context id.
+    reads_pending: BTreeMap<u64, oneshot::Sender<Result<(), LoopError>>>,
+    /// ReadIndex requests answered by Raft, waiting for the applied index.
+    reads_confirmed: VecDeque<(LogIndex, oneshot::Sender<Result<(), LoopError>>)>,
+    /// Leases whose revoke is in flight (not proposed twice).
+    revoking: BTreeSet<LeaseId>,
+    /// Applied index of the last log compaction.
+    last_compaction: u64,
+}
+
+/// Starts the loop on the current tokio runtime and returns its handle and the task.
+pub fn start(
+    node: Node<FjallRaftStorage>,
+    state: AppState<FjallBackend>,
+    member_id: u64,
+    cluster_id: u64,
+    config: LoopConfig,
+) -> (NodeHandle, tokio::task::JoinHandle<Result<(), String>>) {
+    let (sender, inputs) = mpsc::channel(4096);
+    let (events, _) = broadcast::channel(4096);
+    let applied = state.applied_index();
+    let handle = NodeHandle {
+        inputs: sender,
+        state: Arc::new(RwLock::new(state)),
+        events,
+        status: Arc::new(Status::default()),
+        member_id,
+        cluster_id,
+        ids: Arc::new(IdGenerator::new(member_id)),
+        epoch: Instant::now(),
+    };
+    handle
+        .status
+        .applied_index
+        .store(applied, Ordering::Relaxed);
+    let node_loop = NodeLoop {
+        last_compaction: node.first_index().0.saturating_sub(1),
+        node,
+        handle: handle.clone(),
+        config,
+        inputs,
+        waiting: BTreeMap::new(),
+        reads_retry: Vec::new(),
+        reads_pending: BTreeMap::new(),
+        reads_confirmed: VecDeque::new(),
+        revoking: BTreeSet::new(),
+    };
+    let task = tokio::spawn(node_loop.run());
+    (handle, task)
+}
+
+impl NodeLoop {
+    async fn run(mut self) -> Result<(), String> {
+        let mut ticker = tokio::time::interval(self.config.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.config.campaign_at_start {
+            self.node.campaign();
+        }
+        loop {
+            self.drain_ready()?;
+            tokio::select! {
+                _ = ticker.tick() => self.on_tick(),
+                input = self.inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.on_input(input);
+                    let mut taken = 1;
+                    while taken < INPUT_BATCH_MAX {
+                        match self.inputs.try_recv() {
+                            Ok(input) => self.on_input(input),
+                            Err(_) => break,
+                        }
+                        taken += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.node.tick();
+        if self.node.role() == Role::Leader {
+            self.revoke_expired_leases();
+        }
+        // ReadIndex requests refused earlier (leader not ready yet) are retried here.
+        for reply in std::mem::take(&mut self.reads_retry) {
+            self.request_read_index(reply);
+        }
+    }
+
+    fn request_read_index(&mut self, reply: oneshot::Sender<Result<(), LoopError>>) {
+        let id = self.handle.ids.next();
+        match self.node.read_index(id.to_be_bytes().to_vec()) {
+            Ok(()) => {
+                self.reads_pending.insert(id, reply);
+            }
+            // A leader that has not committed in its term yet: retried on the next tick.
+            Err(_) if self.has_leader() => self.reads_retry.push(reply),
+            Err(_) => {
+                let _ = reply.send(Err(LoopError::NoLeader));
+            }
+        }
+    }
+
+    fn has_leader(&self) -> bool {
+        self.node.leader().is_some()
+    }
+
+    fn revoke_expired_leases(&mut self) {
+        let now_ms = self.handle.now_ms();
+        let expired = match self.handle.state.read() {
+            Ok(state) => state.expired_leases(now_ms, LEASE_REVOKES_PER_TICK),
+            Err(_) => return,
+        };
+        for id in expired {
+            if !self.revoking.insert(id) {
+                continue;
+            }
+            let proposal = Proposal {
+                request_id: self.handle.ids.next(),
+                auth: None,
+                command: Command::LeaseRevoke { id },
+            };
+            if self
+                .node
+                .propose(oxetcd_spec::apply::codec::encode(&proposal))
+                .is_err()
+            {
+                self.revoking.remove(&id);
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Propose { command, reply } => {
+                let request_id = self.handle.ids.next();
+                let proposal = Proposal {
+                    request_id,
+                    auth: None,
+                    command,
+                };
+                match self
+                    .node
+                    .propose(oxetcd_spec::apply::codec::encode(&proposal))
+                {
+                    Ok(_) => {
+                        self.waiting.insert(request_id, reply);
+                    }
+                    Err(_) => {
+                        self.handle
+                            .status
+                            .proposals_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        let _ = reply.send(Err(LoopError::NoLeader));
+                    }
+                }
+            }
+            Input::ReadIndex { reply } => self.request_read_index(reply),
+        }
+    }
+
+    fn drain_ready(&mut self) -> Result<(), String> {
+        while self.node.has_ready() {
+            let ready = self
+                .node
+                .ready()
+                .map_err(|error| format!("raft ready: {error}"))?;
+            self.handle_ready(&ready)?;
+            self.node
+                .advance(ready.ack())
+                .map_err(|error| format!("raft advance: {error}"))?;
+        }
+        self.maybe_compact_log()
+    }
+
+    fn handle_ready(&mut self, ready: &Ready) -> Result<(), String> {
+        // Contract step 3: messages that need nothing durable. A single member has no
+        // peers; sending to peers is not built yet (see the module docs).
+        // Step 4: persist, one fsync for the whole Ready.
+        self.node
+            .storage_mut()
+            .persist_ready(ready)
+            .map_err(|error| format!("persisting Raft state: {error}"))?;
+        if ready.must_sync {
+            let started = Instant::now();
+            self.node
+                .storage()
+                .data_dir()
+                .sync()
+                .map_err(|error| error.to_string())?;
+            let status = &self.handle.status;
+            status.fsyncs.fetch_add(1, Ordering::Relaxed);
+            status.fsync_micros.fetch_add(
+                u64::try_from(started.elapsed().as_micros()).unwrap_or(0),
+                Ordering::Relaxed,
+            );
+        }
+        // Step 5: messages_after_persist would be sent here.
+        if let Some(soft) = &ready.soft_state {
+            self.on_soft_state(soft.leader.map_or(0, |id| id.0), soft.role);
+        }
+        // Step 6: apply.
+        self.apply_committed(ready)?;
+        for read_state in &ready.read_states {
+            let Ok(bytes) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
+                continue;
+            };
+            if let Some(reply) = self.reads_pending.remove(&u64::from_be_bytes(bytes)) {
+                self.reads_confirmed.push_back((read_state.index, reply));
+            }
+        }
+        self.answer_confirmed_reads();
+        let status = &self.handle.status;
+        status.term.store(self.node.term().0, Ordering::Relaxed);
+        status
+            .raft_index
+            .store(self.node.last_index().0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn on_soft_state(&mut self, leader: u64, role: Role) {
+        let status = &self.handle.status;
+        if status.leader.swap(leader, Ordering::Relaxed) != leader {
+            status.leader_changes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "raft.node: {:x} elected leader {:x} at term {}",
+                self.handle.member_id,
+                leader,
+                self.node.term().0
+            );
+        }
+        let Ok(mut state) = self.handle.state.write() else {
+            return;
+        };
+        if role == Role::Leader {
+            // etcd extends lease deadlines by the election timeout on promotion.
+            let extend_ms = u64::try_from(self.config.tick.as_millis()).unwrap_or(100) * 10;
+            state.promote(self.handle.now_ms(), extend_ms);
+        } else {
+            state.demote();
+            // Proposals waiting on a deposed leader may never commit.
+            for (_, reply) in std::mem::take(&mut self.waiting) {
+                let _ = reply.send(Err(LoopError::LeaderChanged));
+            }
+            self.revoking.clear();
+        }
+    }
+
+    fn apply_committed(&mut self, ready: &Ready) -> Result<(), String> {
+        if ready.committed_entries.is_empty() {
+            return Ok(());
+        }
+        let now_ms = self.handle.now_ms();
+        let mut state = self
+            .handle
+            .state
+            .write()
+            .map_err(|_| "state lock poisoned".to_owned())?;
+        for entry in &ready.committed_entries {
+            let index = entry.index.0;
+            let EntryPayload::Normal(data) = &entry.payload else {
+                state
+                    .apply_empty(index)
+                    .map_err(|error| error.to_string())?;
+                continue;
+            };
+            let proposal = oxetcd_spec::apply::codec::decode(data)
+                .map_err(|error| format!("committed entry {index} does not decode: {error}"))?;
+            let Some(applied) = state
+                .apply(index, &proposal, now_ms)
+                .map_err(|error| error.to_string())?
+            else {
+                continue;
+            };
+            if let Command::LeaseRevoke { id } = &proposal.command {
+                self.revoking.remove(id);
+            }
+            if !applied.events.is_empty() {
+                // Sent under the write lock: a watcher that reads history under the read
+                // lock and then subscribes sees every revision exactly once.
+                let _ = self.handle.events.send(AppliedEvents {
+                    revision: applied.revision,
+                    events: Arc::new(applied.events.clone()),
+                });
+            }
+            self.handle
+                .status
+                .proposals_committed
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(reply) = self.waiting.remove(&applied.request_id) {
+                let _ = reply.send(Ok(applied));
+            }
+        }
+        self.handle
+            .status
+            .applied_index
+            .store(state.applied_index(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn answer_confirmed_reads(&mut self) {
+        let applied = self.handle.status.applied_index.load(Ordering::Relaxed);
+        while let Some((index, _)) = self.reads_confirmed.front() {
+            if index.0 > applied {
+                break;
+            }
+            if let Some((_, reply)) = self.reads_confirmed.pop_front() {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    /// Every `--snapshot-count` applied entries: make the applied state durable, then
+    /// drop the log up to it.
+    fn maybe_compact_log(&mut self) -> Result<(), String> {
+        let applied = self.node.applied_index().0;
+        if self.config.snapshot_count == 0
+            || applied < self.last_compaction + self.config.snapshot_count
+        {
+            return Ok(());
+        }
+        self.node
+            .storage()
+            .data_dir()
+            .sync()
+            .map_err(|error| error.to_string())?;
+        self.node
+            .compact_log(Vec::new())
+            .map_err(|error| format!("log compaction: {error}"))?;
+        self.last_compaction = applied;
+        tracing::info!("etcdserver: compacted raft log at {applied}");
+        Ok(())
+    }
+}

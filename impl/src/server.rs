@@ -1,0 +1,236 @@
+//! Start-up: open the data dir, build the `spec` node and application state over it,
+//! start the node loop and serve the client port (gRPC and HTTP on one listener, as
+//! etcd does: HTTP/1.1 and h2c are told apart per connection).
+//!
+//! Not done yet: the peer transport (a multi-member `--initial-cluster` is refused with a
+//! clear message), TLS serving (https URLs are refused), the v2 API and the JSON gateway.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxetcd_api::etcdserverpb as pb;
+use oxetcd_spec::apply::{AppConfig, AppState};
+use oxetcd_spec::raft::{ConfState, LogIndex, Node, NodeId};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Scheme, url};
+use crate::node_loop::{self, LoopConfig, NodeHandle};
+use crate::storage::backend::FjallBackend;
+use crate::storage::raft_log::FjallRaftStorage;
+use crate::storage::{DataDir, Identity, stable_id};
+use crate::v3::{Context, cluster, kv, lease, maintenance, watch};
+use crate::version::ETCD_CAPABILITY_VERSION;
+
+/// gRPC allows this much over `--max-request-bytes` for framing (etcd's
+/// `grpcOverheadBytes`), so the size check with etcd's error runs in the handler.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// The node loop handle.
+    pub node: NodeHandle,
+    /// Bound client addresses, in `--listen-client-urls` order.
+    pub client_addrs: Vec<SocketAddr>,
+    /// The node loop task: ends with an error message on a fatal storage error.
+    pub node_task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+/// The member id of a member with `peer_urls` in the cluster of `token` (every member
+/// computes the same ids from `--initial-cluster`).
+pub fn member_id(peer_urls: &[url::Url], token: &str) -> u64 {
+    let mut urls: Vec<String> = peer_urls.iter().map(ToString::to_string).collect();
+    urls.sort();
+    let mut parts: Vec<&str> = urls.iter().map(String::as_str).collect();
+    parts.push(token);
+    stable_id(&parts)
+}
+
+/// Starts everything and returns once the client port is listening.
+///
+/// # Errors
+/// A message for the operator: storage, identity, bind or unsupported configuration.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    if config.initial_cluster.len() > 1 {
+        anyhow::bail!(
+            "--initial-cluster names {} members; multi-member clusters are not served yet \
+             (the peer transport is not built): start a single member",
+            config.initial_cluster.len()
+        );
+    }
+    if config.client_tls.is_configured()
+        || config
+            .listen_client_urls
+            .iter()
+            .any(|url| url.scheme.is_tls())
+    {
+        anyhow::bail!(
+            "client TLS (--cert-file/--key-file/--auto-tls, https URLs) is not served yet"
+        );
+    }
+    if config.enable_v2 {
+        tracing::warn!("--enable-v2 is accepted but the v2 API is not served yet");
+    }
+    for (flag, value) in &config.accepted_only {
+        tracing::warn!(
+            "--{flag}={value} is accepted for compatibility and has no effect in oxetcd"
+        );
+    }
+    let member = member_id(
+        &config.initial_advertise_peer_urls,
+        &config.initial_cluster_token,
+    );
+    let cluster_parts: Vec<String> = config
+        .initial_cluster
+        .iter()
+        .map(|(name, urls)| format!("{name}={}", url::join(urls)))
+        .chain(std::iter::once(config.initial_cluster_token.clone()))
+        .collect();
+    let cluster = stable_id(&cluster_parts.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let data = DataDir::open(&config.data_dir)?;
+    let identity = data.claim(&Identity {
+        name: config.name.clone(),
+        cluster_token: config.initial_cluster_token.clone(),
+        member_id: member,
+        cluster_id: cluster,
+    })?;
+    let raft_storage =
+        FjallRaftStorage::open(data.clone(), ConfState::with_voters([identity.member_id]))?;
+    let backend = FjallBackend::open(data.clone())?;
+    let app_config = AppConfig {
+        min_lease_ttl_secs: oxetcd_spec::lease::min_lease_ttl_secs(
+            config.heartbeat_interval_ms,
+            config.election_timeout_ms,
+        ),
+        ..AppConfig::default()
+    };
+    let state = AppState::open(backend, app_config)
+        .map_err(|error| anyhow::anyhow!("data dir {}: {error}", data.path().display()))?;
+    let mut raft_config = oxetcd_spec::raft::Config::new(NodeId(identity.member_id));
+    raft_config.election_tick =
+        u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms).unwrap_or(10);
+    raft_config.heartbeat_tick = 1;
+    raft_config.applied = LogIndex(state.applied_index());
+    tracing::info!(
+        "etcdserver: starting member {:x} in cluster {:x} (applied index {}, data dir {})",
+        identity.member_id,
+        identity.cluster_id,
+        state.applied_index(),
+        config.data_dir.display()
+    );
+    let node = Node::new(raft_config, raft_storage)?;
+    let (handle, node_task) = node_loop::start(
+        node,
+        state,
+        identity.member_id,
+        identity.cluster_id,
+        LoopConfig {
+            tick: Duration::from_millis(config.heartbeat_interval_ms),
+            snapshot_count: config.snapshot_count,
+            campaign_at_start: true,
+        },
+    );
+
+    let config = Arc::new(config);
+    let ctx = Context {
+        node: handle.clone(),
+        max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
+        max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
+        config: config.clone(),
+    };
+    let router = client_router(&ctx, &data);
+    let mut client_addrs = Vec::new();
+    for listen in &config.listen_client_urls {
+        let listener = bind(listen).await?;
+        client_addrs.push(listener.local_addr()?);
+        let router = router.clone();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!("client listener stopped: {error}");
+            }
+        });
+    }
+    for listen in &config.listen_peer_urls {
+        // The peer port is claimed (as etcd does) and answers /version; members do not
+        // talk over it yet.
+        let listener = bind(listen).await?;
+        let peer_router = crate::http::router(crate::http::HttpState {
+            node: handle.clone(),
+            data_dir: data.clone(),
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, peer_router).await;
+        });
+    }
+    announce(&config, &handle, &client_addrs).await;
+    Ok(Server {
+        node: handle,
+        client_addrs,
+        node_task,
+    })
+}
+
+fn client_router(ctx: &Context, data: &DataDir) -> axum::Router {
+    let limit = ctx.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES);
+    let grpc = tonic::service::Routes::new(
+        pb::kv_server::KvServer::new(kv::KvService(ctx.clone())).max_decoding_message_size(limit),
+    )
+    .add_service(
+        pb::watch_server::WatchServer::new(watch::WatchService(ctx.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        pb::lease_server::LeaseServer::new(lease::LeaseService(ctx.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(pb::cluster_server::ClusterServer::new(
+        cluster::ClusterService(ctx.clone()),
+    ))
+    .add_service(pb::maintenance_server::MaintenanceServer::new(
+        maintenance::MaintenanceService {
+            ctx: ctx.clone(),
+            data_dir: data.clone(),
+        },
+    ));
+    grpc.into_axum_router()
+        .merge(crate::http::router(crate::http::HttpState {
+            node: ctx.node.clone(),
+            data_dir: data.clone(),
+        }))
+}
+
+async fn bind(listen: &url::Url) -> anyhow::Result<TcpListener> {
+    if listen.scheme != Scheme::Http {
+        anyhow::bail!("listening on {listen} is not supported yet (only http:// URLs)");
+    }
+    TcpListener::bind(listen.socket_address())
+        .await
+        .map_err(|error| anyhow::anyhow!("listen tcp {}: {error}", listen.socket_address()))
+}
+
+/// Logs etcd's start-up lines once a leader is known (bounded wait), so scripts that
+/// wait for them keep working.
+async fn announce(config: &Config, node: &NodeHandle, client_addrs: &[SocketAddr]) {
+    for _ in 0..100 {
+        if node.has_leader() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(config.heartbeat_interval_ms)).await;
+    }
+    tracing::info!("etcdserver: set the initial cluster version to {ETCD_CAPABILITY_VERSION}");
+    tracing::info!("etcdserver/api: enabled capabilities for version {ETCD_CAPABILITY_VERSION}");
+    tracing::info!(
+        "etcdserver: published {{Name:{} ClientURLs:[{}]}} to cluster {:x}",
+        config.name,
+        url::join(&config.advertise_client_urls).replace(',', " "),
+        node.cluster_id
+    );
+    tracing::info!("embed: ready to serve client requests");
+    for addr in client_addrs {
+        tracing::info!(
+            "embed: serving insecure client requests on {addr}, this is strongly discouraged!"
+        );
+    }
+}

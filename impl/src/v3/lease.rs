@@ -1,0 +1,159 @@
+//! `etcdserverpb.Lease`: grant and revoke go through the log; keep-alive, time-to-live
+//! and the lease list are answered by the leader from its lease clocks, as etcd does.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use oxetcd_api::etcdserverpb as pb;
+use oxetcd_spec::apply::{Command, Response};
+use oxetcd_spec::lease::{LeaseError, LeaseId};
+use tokio_stream::StreamExt;
+use tonic::{Request, Status, Streaming};
+
+use super::Context;
+use crate::errors;
+
+/// The Lease service.
+#[derive(Clone, Debug)]
+pub struct LeaseService(pub Context);
+
+/// Bound on keep-alive responses queued for one stream.
+const KEEP_ALIVE_QUEUE: usize = 64;
+
+#[tonic::async_trait]
+impl pb::lease_server::Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<pb::LeaseGrantRequest>,
+    ) -> Result<tonic::Response<pb::LeaseGrantResponse>, Status> {
+        let ctx = &self.0;
+        let request = request.into_inner();
+        let id = if request.id == 0 {
+            i64::try_from(ctx.node.next_id()).unwrap_or(1)
+        } else {
+            request.id
+        };
+        let applied = ctx
+            .propose(Command::LeaseGrant {
+                id: LeaseId(id),
+                ttl_secs: request.ttl,
+            })
+            .await?;
+        match applied.result.map_err(errors::apply)? {
+            Response::LeaseGrant(granted) => Ok(tonic::Response::new(pb::LeaseGrantResponse {
+                header: ctx.header().at(granted.revision),
+                id: granted.id.0,
+                ttl: granted.ttl_secs,
+                error: String::new(),
+            })),
+            _ => Err(Status::internal(
+                "oxetcd: unexpected response to a lease grant",
+            )),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<tonic::Response<pb::LeaseRevokeResponse>, Status> {
+        let ctx = &self.0;
+        let id = LeaseId(request.into_inner().id);
+        let applied = ctx.propose(Command::LeaseRevoke { id }).await?;
+        match applied.result.map_err(errors::apply)? {
+            Response::LeaseRevoke(revoked) => Ok(tonic::Response::new(pb::LeaseRevokeResponse {
+                header: ctx.header().at(revoked.revision),
+            })),
+            _ => Err(Status::internal(
+                "oxetcd: unexpected response to a lease revoke",
+            )),
+        }
+    }
+
+    type LeaseKeepAliveStream =
+        Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send + 'static>>;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<tonic::Response<Self::LeaseKeepAliveStream>, Status> {
+        let ctx = self.0.clone();
+        let mut incoming = request.into_inner();
+        let (sender, receiver) = tokio::sync::mpsc::channel(KEEP_ALIVE_QUEUE);
+        tokio::spawn(async move {
+            while let Some(Ok(keep_alive)) = incoming.next().await {
+                let response = renew(&ctx, LeaseId(keep_alive.id));
+                if sender.send(response).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<tonic::Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let ctx = &self.0;
+        let request = request.into_inner();
+        ctx.linearizable_barrier().await?;
+        let now_ms = ctx.node.now_ms();
+        let (ttl, revision) = ctx.read(|state| {
+            (
+                state.lease_time_to_live(LeaseId(request.id), now_ms, request.keys),
+                state.store().current_revision(),
+            )
+        })?;
+        Ok(tonic::Response::new(pb::LeaseTimeToLiveResponse {
+            header: ctx.header().at(revision),
+            id: ttl.id.0,
+            ttl: ttl.ttl_secs,
+            granted_ttl: ttl.granted_ttl_secs,
+            keys: ttl.keys,
+        }))
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<tonic::Response<pb::LeaseLeasesResponse>, Status> {
+        let ctx = &self.0;
+        ctx.linearizable_barrier().await?;
+        let (leases, revision) =
+            ctx.read(|state| (state.lease_list(), state.store().current_revision()))?;
+        Ok(tonic::Response::new(pb::LeaseLeasesResponse {
+            header: ctx.header().at(revision),
+            leases: leases
+                .into_iter()
+                .map(|lease| pb::LeaseStatus { id: lease.id.0 })
+                .collect(),
+        }))
+    }
+}
+
+/// One keep-alive on the leader. etcd answers an unknown lease with TTL 0 (the client
+/// then reports the lease expired), not with an error.
+fn renew(ctx: &Context, id: LeaseId) -> Result<pb::LeaseKeepAliveResponse, Status> {
+    if !ctx.node.is_leader() {
+        return Err(errors::lease(LeaseError::NotPrimary));
+    }
+    let now_ms = ctx.node.now_ms();
+    let mut state = ctx
+        .node
+        .state
+        .write()
+        .map_err(|_| Status::internal("state lock poisoned"))?;
+    let revision = state.store().current_revision();
+    let ttl = match state.lease_renew(id, now_ms) {
+        Ok(ttl) => ttl,
+        Err(LeaseError::NotFound) => 0,
+        Err(error) => return Err(errors::lease(error)),
+    };
+    Ok(pb::LeaseKeepAliveResponse {
+        header: ctx.header().at(revision),
+        id: id.0,
+        ttl,
+    })
+}
