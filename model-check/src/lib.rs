@@ -3,7 +3,13 @@
 //! crash-restart; no Raft logic lives here, only the harness and the properties.
 //!
 //! - [`config`]: what a run explores (servers, clients, network, crashes, injected bug).
+//! - [`model`]: the actors (servers executing `spec::raft::Node`, clients) and the model.
+//! - [`properties`]: the checked properties and their table (property → Raft paper §).
 //! - [`kv`]: the tiny replicated key-value map and its sequential specification.
+//! - [`run`]: running the checker and reporting (used by the `oxetcd-model` binary).
 
 pub mod config;
 pub mod kv;
+pub mod model;
+pub mod properties;
+pub mod run;

@@ -1,6 +1,138 @@
-//! `oxetcd-model`: check, explore and trace the stateright models of oxetcd.
+//! `oxetcd-model`: check and explore the stateright models of an oxetcd Raft cluster.
+//!
+//! `check` runs the model checker and prints what it explored and either "all properties
+//! hold" or each counterexample as a step list (exit status 1); `explore` serves
+//! stateright's explorer web UI.
 
-fn main() {
-    eprintln!("oxetcd-model: no models yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use oxetcd_model_check::config::{InjectedBug, ModelConfig, NetworkKind};
+use oxetcd_model_check::run::{self, Bounds, Strategy};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oxetcd-model",
+    about = "Model-check oxetcd's Raft (spec::raft) with stateright"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Explore the state space and check every property.
+    Check {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Stop exploring paths longer than this many steps.
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Stop after about this many states (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        max_states: usize,
+        /// Checker threads (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Search order: breadth-first finds the shortest counterexamples.
+        #[arg(long, value_enum, default_value_t = Strategy::Bfs)]
+        strategy: Strategy,
+    },
+    /// Serve stateright's explorer web UI for the model.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        address: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// Number of Raft servers (2..=5).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=5))]
+    servers: u8,
+    /// Number of clients (each writes once, then reads).
+    #[arg(long, default_value_t = 1)]
+    clients: u8,
+    /// Network behaviour.
+    #[arg(long, value_enum, default_value_t = NetworkKind::Lossy)]
+    network: NetworkKind,
+    /// Maximum number of servers down at the same time (each may restart any number of times).
+    #[arg(long, default_value_t = 1)]
+    crashes: usize,
+    /// Highest term explored (bounds the number of elections).
+    #[arg(long, default_value_t = ModelConfig::default().term_max)]
+    term_max: u64,
+    /// Heartbeat rounds a leader may start per term (bounds the state space).
+    #[arg(long, default_value_t = ModelConfig::default().heartbeats_per_term)]
+    heartbeats_per_term: u8,
+    /// Re-sends of a client request after "not leader".
+    #[arg(long, default_value_t = ModelConfig::default().client_retries_max)]
+    client_retries: u8,
+    /// Run Raft's pre-vote phase before elections.
+    #[arg(long)]
+    pre_vote: bool,
+    /// Switch on a known bug in spec::raft; the check must then report a counterexample.
+    #[arg(long, value_enum)]
+    inject_bug: Option<InjectedBug>,
+}
+
+impl ModelArgs {
+    fn config(&self) -> ModelConfig {
+        ModelConfig {
+            servers: usize::from(self.servers),
+            clients: usize::from(self.clients),
+            network: self.network,
+            crashes: self.crashes,
+            term_max: self.term_max,
+            heartbeats_per_term: self.heartbeats_per_term,
+            client_retries_max: self.client_retries,
+            pre_vote: self.pre_vote,
+            bug: self.inject_bug,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            model,
+            depth,
+            max_states,
+            threads,
+            strategy,
+        } => {
+            let config = model.config();
+            let bounds = Bounds {
+                depth,
+                max_states: (max_states > 0).then_some(max_states),
+                threads: threads.unwrap_or_else(run::available_threads),
+                strategy,
+                stop_on: None,
+            };
+            println!("{}", run::describe_run(&config, &bounds));
+            let outcome = run::check(&config, &bounds);
+            print!("{}", outcome.report());
+            if outcome.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Explore { model, address } => {
+            let config = model.config();
+            println!("serving the explorer for {config:?} on http://{address}");
+            match run::explore(&config, &address) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("oxetcd-model: cannot serve on {address}: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
