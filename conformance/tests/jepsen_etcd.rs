@@ -48,8 +48,8 @@ async fn etcd_under_mixed_faults_with_watchers_shows_no_violation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_leases_and_transactions_under_pauses_show_no_violation() {
-    let mut cfg = Config::launched(&etcd(), Workload::Lease, Nemesis::Pause);
+async fn etcd_leases_under_kill_and_restart_show_no_violation() {
+    let mut cfg = Config::launched(&etcd(), Workload::Lease, Nemesis::Kill);
     cfg.duration = Duration::from_secs(8);
     cfg.clients = 3;
     cfg.seed = 3;
