@@ -98,11 +98,30 @@ pub struct ReadyAck {
 /// What an outstanding Ready contained, to be marked done on `advance`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct InFlight {
-    number: u64,
+    number: ReadySeq,
     last_entry: Option<(LogIndex, Term)>,
     snapshot_index: Option<LogIndex>,
     applying_to: LogIndex,
     conf_changes: Vec<ConfChange>,
+}
+
+/// The sequence number of the last Ready handed out. It only guards against mismatched
+/// acknowledgements, so it is deliberately not part of the node's identity: all values
+/// compare equal and hash alike, letting the model checker deduplicate states that differ
+/// only in how many Readies were produced.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReadySeq(u64);
+
+impl PartialEq for ReadySeq {
+    fn eq(&self, _other: &ReadySeq) -> bool {
+        true
+    }
+}
+
+impl Eq for ReadySeq {}
+
+impl std::hash::Hash for ReadySeq {
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
 }
 
 /// A Raft node over storage `S`. See the module docs for the executor contract.
@@ -111,14 +130,16 @@ pub struct Node<S: Storage> {
     raft: Raft<S>,
     prev_soft_state: SoftState,
     prev_hard_state: HardState,
-    ready_number: u64,
+    ready_number: ReadySeq,
     in_flight: Option<InFlight>,
 }
 
 impl<S: Storage> Node<S> {
     /// A node restored from `storage` (hard state, snapshot, log). For a new cluster,
-    /// bootstrap each member's storage with the initial configuration
-    /// ([`super::MemStorage::new_with_conf_state`]); a joining member starts empty.
+    /// bootstrap each member's storage with the initial configuration as log entries
+    /// ([`super::storage::bootstrap_entries`], [`super::MemStorage::new_bootstrapped`]); a
+    /// member joining later starts with empty storage and learns everything from the log
+    /// or a snapshot.
     ///
     /// # Errors
     /// An invalid config or a storage failure.
@@ -128,7 +149,7 @@ impl<S: Storage> Node<S> {
             prev_soft_state: raft.soft_state(),
             prev_hard_state: raft.hard_state(),
             raft,
-            ready_number: 0,
+            ready_number: ReadySeq(0),
             in_flight: None,
         };
         node.check_invariants();
@@ -243,10 +264,10 @@ impl<S: Storage> Node<S> {
     pub fn ready(&mut self) -> Result<Ready, RaftError> {
         if let Some(in_flight) = &self.in_flight {
             return Err(RaftError::ReadyNotAdvanced {
-                number: in_flight.number,
+                number: in_flight.number.0,
             });
         }
-        self.ready_number += 1;
+        self.ready_number.0 += 1;
         let r = &mut self.raft;
         let soft = r.soft_state();
         let hard = r.hard_state();
@@ -273,7 +294,7 @@ impl<S: Storage> Node<S> {
             })
             .collect();
         let ready = Ready {
-            number: self.ready_number,
+            number: self.ready_number.0,
             soft_state,
             hard_state,
             must_sync,
@@ -285,7 +306,7 @@ impl<S: Storage> Node<S> {
             committed_entries,
         };
         self.in_flight = Some(InFlight {
-            number: ready.number,
+            number: ReadySeq(ready.number),
             last_entry: ready.entries.last().map(|e| (e.index, e.term)),
             snapshot_index: ready.snapshot.as_ref().map(|s| s.metadata.index),
             applying_to,
@@ -302,7 +323,7 @@ impl<S: Storage> Node<S> {
     /// # Errors
     /// `UnexpectedAck` if `ack` is not for the outstanding Ready.
     pub fn advance(&mut self, ack: ReadyAck) -> Result<(), RaftError> {
-        let Some(in_flight) = self.in_flight.take_if(|f| f.number == ack.number) else {
+        let Some(in_flight) = self.in_flight.take_if(|f| f.number.0 == ack.number) else {
             return Err(RaftError::UnexpectedAck { number: ack.number });
         };
         let log = &mut self.raft.log;
