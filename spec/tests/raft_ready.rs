@@ -125,8 +125,6 @@ fn follower_acknowledges_appends_only_after_persisting() {
 
 #[test]
 fn crash_before_persisting_loses_the_term_and_sends_no_vote_requests() {
-    let mut n = single();
-    drive(&mut n);
     let mut cfg = Config::new(NodeId(1));
     cfg.pre_vote = false;
     // A three-member cluster so the campaign does not finish on its own.
@@ -142,7 +140,6 @@ fn crash_before_persisting_loses_the_term_and_sends_no_vote_requests() {
     );
     assert_eq!(rd.messages_after_persist.len(), 2);
     // Crash now: nothing of this Ready was persisted.
-    let mut cfg = cfg;
     cfg.applied = LogIndex(3);
     let restarted = Node::new(cfg, storage).expect("restart");
     assert_eq!(
