@@ -10,7 +10,7 @@ use oxetcd_spec::raft::InjectedBugs;
 use oxetcd_spec::raft::sim::{Cluster, SimConfig};
 use quickcheck::{QuickCheck, TestResult};
 
-const CHAOS_STEPS: u32 = 2_500;
+const CHAOS_STEPS: u32 = 2_000;
 
 fn sim_config(seed: u64) -> SimConfig {
     let mut cfg = SimConfig::new(3 + seed % 3, seed);
@@ -18,6 +18,7 @@ fn sim_config(seed: u64) -> SimConfig {
     cfg.duplicate_per_mille = [0, 30][(seed / 9 % 2) as usize];
     cfg.pre_vote = (seed / 18).is_multiple_of(2);
     cfg.check_quorum = !(seed / 36).is_multiple_of(3);
+    cfg.membership_changes = (seed / 108).is_multiple_of(2);
     cfg
 }
 
@@ -47,7 +48,7 @@ fn random_faults_never_break_safety_and_healing_restores_progress() {
 
 #[test]
 fn fixed_seeds_cover_every_cluster_size_and_fault_mix() {
-    for seed in 0..54 {
+    for seed in (0..54).chain(108..120) {
         if let Err(e) = run(seed, InjectedBugs::default()) {
             panic!("seed {seed}: {e}");
         }
@@ -70,6 +71,22 @@ fn replay_seed_from_env() {
     for line in cluster.transcript.iter().rev().take(200).rev() {
         println!("{line}");
     }
+    let count = |needle: &str| {
+        cluster
+            .transcript
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+    println!(
+        "summary: {} lines, {} leaders, {} snapshots, {} conf changes proposed, {} applied, {} crashes",
+        cluster.transcript.len(),
+        count("soft: Leader"),
+        count("Snap term"),
+        count("propose conf change"),
+        count("add-learner") + count("add-node") + count("remove-node"),
+        count("crash"),
+    );
     result.expect("seed passes");
 }
 

@@ -355,11 +355,13 @@ impl<S: Storage> Raft<S> {
         if let Some(me) = self.progress.get_mut(&self.id) {
             me.become_replicate();
         }
-        // Conservatively treat any unapplied entry as a pending conf change.
-        self.pending_conf_index = self.log.last_index();
         // Raft §8: commit an entry of the new term so earlier entries commit and
         // ReadIndex becomes possible.
         self.append_entries(vec![EntryPayload::Empty]);
+        // Conservatively treat every entry up to and including that empty entry as a
+        // pending conf change: no new change until an entry of this term is applied
+        // (the fix for single-server changes across leader changes, Ongaro 2015).
+        self.pending_conf_index = self.log.last_index();
     }
 
     /// Whether committed-but-unapplied entries include a conf change (a node must not

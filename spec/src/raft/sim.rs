@@ -44,6 +44,8 @@ pub struct SimConfig {
     pub max_inflight_msgs: usize,
     /// Injected bugs on every node.
     pub bugs: InjectedBugs,
+    /// Let the chaos run propose membership changes (add learner, promote, remove).
+    pub membership_changes: bool,
 }
 
 impl SimConfig {
@@ -60,6 +62,7 @@ impl SimConfig {
             max_size_per_msg: 200,
             max_inflight_msgs: 4,
             bugs: InjectedBugs::default(),
+            membership_changes: false,
         }
     }
 
@@ -678,15 +681,47 @@ impl Cluster {
                 self.log(format!("partition {cut:?} | {rest:?}"));
                 self.partition = Some(vec![cut, rest]);
             }
-            880..=889 => {
+            880..=884 => {
                 self.log("heal".to_string());
                 self.partition = None;
+            }
+            885..=889 => {
+                if self.config.membership_changes {
+                    self.random_conf_change();
+                }
             }
             _ => {
                 let id = pick(&mut self.rng);
                 self.compact(id);
             }
         }
+    }
+
+    /// At the leader: promote a learner if there is one, else add a new learner while
+    /// there are fewer than five voters, else remove a random other voter.
+    fn random_conf_change(&mut self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let conf = self.node(leader.0).conf_state().clone();
+        let change = if let Some(learner) = conf.learners.iter().next() {
+            ConfChange::promote(*learner)
+        } else if conf.voters.len() < 5 {
+            let next_id = self.members.keys().last().map_or(1, |id| id.0 + 1);
+            self.add_empty_member(NodeId(next_id));
+            ConfChange::add_learner(NodeId(next_id))
+        } else {
+            let others: Vec<NodeId> = conf
+                .voters
+                .iter()
+                .copied()
+                .filter(|v| *v != leader)
+                .collect();
+            let victim = others[self.rng.below(others.len() as u64) as usize];
+            ConfChange::remove_node(victim)
+        };
+        self.log(format!("propose conf change {change:?}"));
+        let _maybe_refused = self.node_mut(leader.0).propose_conf_change(change);
     }
 
     /// Heals the network, stops losing messages, restarts everyone, then checks that a
@@ -722,11 +757,16 @@ impl Cluster {
                 }
                 continue;
             }
-            let everyone_applied = self.members.values().all(|m| {
-                m.applied
-                    .iter()
-                    .any(|e| e.payload == EntryPayload::Normal(marker.clone()))
-            });
+            let conf = self.node(leader.0).conf_state().clone();
+            let everyone_applied = self
+                .members
+                .iter()
+                .filter(|(id, _)| conf.contains(**id))
+                .all(|(_, m)| {
+                    m.applied
+                        .iter()
+                        .any(|e| e.payload == EntryPayload::Normal(marker.clone()))
+                });
             if everyone_applied {
                 return Ok(());
             }
