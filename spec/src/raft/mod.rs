@@ -17,6 +17,10 @@
 //! single-member configuration changes applied when applied (etcd style, one pending at a
 //! time). [`InjectedBugs`] breaks one rule each, for the model checker.
 //!
+//! Bootstrapping: like etcd, a new cluster's members start with one committed `AddNode`
+//! entry per initial voter ([`storage::bootstrap_entries`], [`MemStorage::new_bootstrapped`]),
+//! so members added later learn the configuration by replaying the log or from a snapshot.
+//!
 //! Layout: [`types`] and [`message`] (domain values), [`node`] (inputs, `Ready`/`advance`),
 //! `raft` (the algorithm), `log` (stable + unstable log), [`progress`], [`quorum`],
 //! `read_only`, [`storage`] (trait + `MemStorage`), [`codec`] (versioned byte encoding),
