@@ -108,6 +108,10 @@ async fn kill_dash_nine_under_write_load_loses_no_acknowledged_write() {
         !expected.is_empty(),
         "the load must have acknowledged some writes"
     );
+    println!(
+        "{} writes acknowledged across {ROUNDS} kill -9 rounds",
+        expected.len()
+    );
     let lost: Vec<&String> = expected.difference(&stored).collect();
     assert!(
         lost.is_empty(),
