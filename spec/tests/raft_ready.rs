@@ -227,3 +227,139 @@ fn node_state_identity_ignores_the_ready_counter() {
     assert_eq!(x.commit_index(), y.commit_index());
     assert_eq!(x, y, "equal states, though x produced more Readies");
 }
+
+mod malformed {
+    use super::*;
+    use oxetcd_spec::raft::{Entry, EntryPayload, Message};
+    use quickcheck_macros::quickcheck;
+
+    /// kind, from, term, log_term, index, commit, reject.
+    type Fields = (u8, u8, u8, u8, u8, u8, bool);
+
+    const KINDS: [MessageKind; 14] = [
+        MessageKind::PreVote,
+        MessageKind::PreVoteResp,
+        MessageKind::Vote,
+        MessageKind::VoteResp,
+        MessageKind::App,
+        MessageKind::AppResp,
+        MessageKind::Heartbeat,
+        MessageKind::HeartbeatResp,
+        MessageKind::Snap,
+        MessageKind::Prop,
+        MessageKind::ReadIndex,
+        MessageKind::ReadIndexResp,
+        MessageKind::TransferLeader,
+        MessageKind::TimeoutNow,
+    ];
+
+    fn arbitrary_message(fields: &Fields, entries: &[(u8, u8)]) -> Message {
+        let (kind, from, term, log_term, index, commit, reject) = *fields;
+        let mut m = Message::new(
+            KINDS[usize::from(kind) % KINDS.len()],
+            NodeId(u64::from(from % 4)),
+            NodeId(1),
+            Term(u64::from(term % 6)),
+        );
+        m.log_term = Term(u64::from(log_term % 6));
+        m.index = LogIndex(u64::from(index % 12));
+        m.commit = LogIndex(u64::from(commit % 12));
+        m.reject = reject;
+        m.entries = entries
+            .iter()
+            .take(4)
+            .map(|(i, t)| Entry {
+                term: Term(u64::from(t % 6)),
+                index: LogIndex(u64::from(i % 12)),
+                payload: EntryPayload::Normal(vec![*i]),
+            })
+            .collect();
+        m
+    }
+
+    /// Whatever peers send, a node never panics and its invariants hold (they are checked
+    /// after every input in debug builds, and explicitly here).
+    #[quickcheck]
+    fn arbitrary_peer_messages_never_break_a_node(
+        msgs: Vec<(Fields, Vec<(u8, u8)>)>,
+        become_leader: bool,
+    ) -> bool {
+        let mut cfg = Config::new(NodeId(1));
+        cfg.pre_vote = false;
+        cfg.check_quorum = false;
+        let mut n = Node::new(cfg, MemStorage::new_bootstrapped([1, 2, 3])).expect("valid");
+        drive(&mut n);
+        if become_leader {
+            n.campaign();
+            drive(&mut n);
+            let mut grant = Message::new(MessageKind::VoteResp, NodeId(2), NodeId(1), n.term());
+            grant.reject = false;
+            n.step(grant);
+        }
+        for (fields, entries) in msgs.iter().take(30) {
+            n.step(arbitrary_message(fields, entries));
+            n.check_invariants();
+            if n.has_ready() {
+                drive(&mut n);
+            }
+            n.tick();
+        }
+        n.check_invariants();
+        true
+    }
+}
+
+#[test]
+fn append_with_non_contiguous_entries_is_dropped() {
+    use oxetcd_spec::raft::{Entry, EntryPayload, Message};
+    let mut n = Node::new(
+        Config::new(NodeId(1)),
+        MemStorage::new_bootstrapped([1, 2, 3]),
+    )
+    .expect("valid");
+    drive(&mut n);
+    let mut app = Message::new(MessageKind::App, NodeId(2), NodeId(1), Term(2));
+    app.index = LogIndex(3);
+    app.log_term = Term(1);
+    app.entries = [4, 6]
+        .into_iter()
+        .map(|i| Entry {
+            term: Term(2),
+            index: LogIndex(i),
+            payload: EntryPayload::Normal(vec![1]),
+        })
+        .collect();
+    n.step(app);
+    n.check_invariants();
+    assert_eq!(n.last_index(), LogIndex(3), "nothing appended");
+    assert_eq!(
+        n.term(),
+        Term(1),
+        "a malformed message does not even change the term"
+    );
+}
+
+#[test]
+fn acknowledgement_beyond_the_leader_log_is_dropped() {
+    use oxetcd_spec::raft::Message;
+    let mut cfg = Config::new(NodeId(1));
+    cfg.pre_vote = false;
+    let mut n = Node::new(cfg, MemStorage::new_bootstrapped([1, 2, 3])).expect("valid");
+    drive(&mut n);
+    n.campaign();
+    drive(&mut n);
+    n.step(Message::new(
+        MessageKind::VoteResp,
+        NodeId(2),
+        NodeId(1),
+        n.term(),
+    ));
+    assert_eq!(n.role(), Role::Leader);
+    drive(&mut n);
+    let mut ack = Message::new(MessageKind::AppResp, NodeId(2), NodeId(1), n.term());
+    ack.index = LogIndex(100);
+    n.step(ack);
+    n.check_invariants();
+    assert!(n.commit_index() <= n.last_index());
+    assert_eq!(n.progress(NodeId(2)).map(|p| p.matched), Some(LogIndex(0)));
+}

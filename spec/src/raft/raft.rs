@@ -639,9 +639,42 @@ impl<S: Storage> Raft<S> {
 
     // ----- step --------------------------------------------------------------------
 
+    /// Validation at the trust boundary: a message that could only come from a buggy or
+    /// corrupted peer is dropped instead of breaking local invariants.
+    fn is_well_formed(&self, m: &Message) -> bool {
+        if m.to != self.id || m.from.0 == 0 {
+            return false;
+        }
+        match m.kind {
+            MessageKind::App => {
+                let mut prev_term = m.log_term;
+                for (i, e) in m.entries.iter().enumerate() {
+                    if e.index.0 != m.index.0.saturating_add(1 + i as u64)
+                        || e.term < prev_term
+                        || e.term > m.term
+                    {
+                        return false;
+                    }
+                    prev_term = e.term;
+                }
+                m.log_term <= m.term
+            }
+            MessageKind::AppResp if !m.reject => m.index <= self.log.last_index(),
+            MessageKind::Snap => m.snapshot.as_ref().is_some_and(|s| {
+                s.metadata.index.0 > 0
+                    && s.metadata.term <= m.term
+                    && s.metadata
+                        .conf_state
+                        .voters
+                        .is_disjoint(&s.metadata.conf_state.learners)
+            }),
+            _ => true,
+        }
+    }
+
     pub(crate) fn step(&mut self, m: Message) {
-        if m.to != self.id {
-            return; // misdelivered
+        if !self.is_well_formed(&m) {
+            return; // misdelivered or malformed: dropped
         }
         let local = matches!(
             m.kind,
