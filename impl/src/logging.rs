@@ -18,9 +18,14 @@ pub fn filter_directive(log_level: &str) -> &'static str {
 /// Installs the global subscriber for `config`. `RUST_LOG`, when set, overrides the level
 /// (useful for debugging one module).
 pub fn init(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(filter_directive(&config.log_level))
-    });
+    // fjall and its LSM tree log every flush at info: keep them to warnings unless
+    // RUST_LOG asks for more.
+    let directive = format!(
+        "{},fjall=warn,lsm_tree=warn",
+        filter_directive(&config.log_level)
+    );
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
