@@ -36,7 +36,9 @@ explore:
 	$(CARGO) run --release --bin oxetcd-model -- explore
 
 bench:
-	$(CARGO) run --release --bin oxetcd-bench -- compare
+	sh conformance/ensure-etcd.sh
+	-$(CARGO) build --release --bin oxetcd
+	$(CARGO) run --release --bin oxetcd-bench -- compare --oxetcd $${CARGO_TARGET_DIR:-target}/release/oxetcd $(BENCH_FLAGS)
 
 cluster:
 	@echo "multi-member clusters are not served yet (see README: what works today)"; exit 2
