@@ -30,7 +30,7 @@ etcd-reference:
 	@sh conformance/ensure-etcd.sh
 
 model-check:
-	$(CARGO) run --release --bin oxetcd-model -- check --servers 3 --network lossy --crashes 1
+	$(CARGO) run --release --bin oxetcd-model -- check --servers 3 --network lossy --crashes 1 --max-states 4000000
 
 explore:
 	$(CARGO) run --release --bin oxetcd-model -- explore

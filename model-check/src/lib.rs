@@ -7,9 +7,11 @@
 //! - [`properties`]: the checked properties and their table (property → Raft paper §).
 //! - [`kv`]: the tiny replicated key-value map and its sequential specification.
 //! - [`run`]: running the checker and reporting (used by the `oxetcd-model` binary).
+//! - [`walk`]: seeded random walks that reach states beyond the exhaustive frontier.
 
 pub mod config;
 pub mod kv;
 pub mod model;
 pub mod properties;
 pub mod run;
+pub mod walk;

@@ -35,6 +35,10 @@ enum Command {
         /// Checker threads (default: available cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// If a "sometimes" property is not reached by the exhaustive search, look for it
+        /// with random walks for at most this many seconds (0: never).
+        #[arg(long, default_value_t = 30)]
+        simulate_seconds: u64,
         /// Search order: breadth-first finds the shortest counterexamples.
         #[arg(long, value_enum, default_value_t = Strategy::Bfs)]
         strategy: Strategy,
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             depth,
             max_states,
             threads,
+            simulate_seconds,
             strategy,
         } => {
             let config = model.config();
@@ -113,6 +118,8 @@ fn main() -> ExitCode {
                 threads: threads.unwrap_or_else(run::available_threads),
                 strategy,
                 stop_on: None,
+                simulate: (simulate_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(simulate_seconds)),
             };
             println!("{}", run::describe_run(&config, &bounds));
             let outcome = run::check(&config, &bounds);

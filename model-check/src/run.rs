@@ -17,6 +17,11 @@ pub enum Strategy {
     Bfs,
     /// Depth-first: little memory, long counterexamples.
     Dfs,
+    /// Seeded random walks ([`crate::walk`]) from the initial state, for the
+    /// [`Bounds::simulate`] time (default 30 s), each up to the depth bound (default
+    /// [`SIMULATION_DEPTH_MAX`]): not exhaustive, but reaches deep states quickly. The
+    /// unique-state figure then counts states per walk, not globally.
+    Simulate,
 }
 
 /// How far one run explores.
@@ -33,7 +38,18 @@ pub struct Bounds {
     /// Stop at the first violation of one of these properties instead of at the first
     /// violation of any (used to show that an injected bug breaks a particular property).
     pub stop_on: Option<Vec<&'static str>>,
+    /// If some "sometimes" property is not reached by the exhaustive search, run seeded
+    /// random walks ([`crate::walk`]) for at most this long, up to
+    /// [`SIMULATION_DEPTH_MAX`] steps each, to reach it beyond the exhaustive frontier.
+    /// Safety properties are checked on those walks too.
+    pub simulate: Option<Duration>,
 }
+
+/// Longest random walk of the simulation phase.
+pub const SIMULATION_DEPTH_MAX: usize = 80;
+
+/// Seed of the simulation phase (fixed: runs are reproducible).
+pub const SIMULATION_SEED: u64 = 0x0e7c_d5ee_d000_0001;
 
 impl Default for Bounds {
     fn default() -> Self {
@@ -43,6 +59,7 @@ impl Default for Bounds {
             threads: 1,
             strategy: Strategy::Bfs,
             stop_on: None,
+            simulate: None,
         }
     }
 }
@@ -68,6 +85,20 @@ pub struct Outcome {
     pub violations: Vec<(&'static str, Path<ClusterState, ModelAction>)>,
     /// "Sometimes" properties never satisfied within the bounds (the run may be vacuous).
     pub unreached: Vec<&'static str>,
+    /// The simulation phase, if one ran: states visited, and the "sometimes" properties it
+    /// reached with the length of the walk that reached each.
+    pub simulation: Option<SimulationOutcome>,
+}
+
+/// What the simulation phase did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulationOutcome {
+    /// States visited on random walks.
+    pub states: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// "Sometimes" properties reached, with the number of steps to reach them.
+    pub reached: Vec<(&'static str, usize)>,
 }
 
 impl std::fmt::Debug for Outcome {
@@ -109,6 +140,17 @@ impl Outcome {
         let _ = writeln!(out, "max depth:        {}", self.max_depth);
         let _ = writeln!(out, "elapsed:          {:.1} s", self.elapsed.as_secs_f64());
         let _ = writeln!(out, "states/second:    {:.0}", self.states_per_second());
+        if let Some(simulation) = &self.simulation {
+            let _ = writeln!(
+                out,
+                "simulation:       {} states on random walks of up to {SIMULATION_DEPTH_MAX} steps in {:.1} s",
+                simulation.states,
+                simulation.elapsed.as_secs_f64()
+            );
+            for (name, steps) in &simulation.reached {
+                let _ = writeln!(out, "reached by simulation in {steps} steps: {name}");
+            }
+        }
         for name in &self.unreached {
             let _ = writeln!(out, "warning: never reached within the bounds: {name}");
         }
@@ -169,6 +211,17 @@ pub fn check(config: &ModelConfig, bounds: &Bounds) -> Outcome {
     let (states, unique_states, max_depth, discoveries) = match bounds.strategy {
         Strategy::Bfs => summarise(builder.spawn_bfs().join()),
         Strategy::Dfs => summarise(builder.spawn_dfs().join()),
+        Strategy::Simulate => {
+            let limit = bounds.simulate.unwrap_or(Duration::from_secs(30));
+            let depth = bounds.depth.unwrap_or(SIMULATION_DEPTH_MAX);
+            let walks = crate::walk::random_walks(&model, SIMULATION_SEED, limit, depth, false);
+            (
+                walks.states,
+                walks.states,
+                walks.max_depth,
+                walks.discoveries.into_iter().collect(),
+            )
+        }
     };
     let elapsed = started.elapsed();
     let mut violations = Vec::new();
@@ -183,7 +236,7 @@ pub fn check(config: &ModelConfig, bounds: &Bounds) -> Outcome {
             _ => {}
         }
     }
-    Outcome {
+    let mut outcome = Outcome {
         model,
         states,
         unique_states,
@@ -191,7 +244,54 @@ pub fn check(config: &ModelConfig, bounds: &Bounds) -> Outcome {
         elapsed,
         violations,
         unreached,
+        simulation: None,
+    };
+    if let Some(limit) = bounds.simulate
+        && bounds.strategy != Strategy::Simulate
+        && outcome.violations.is_empty()
+        && !outcome.unreached.is_empty()
+    {
+        simulate(&mut outcome, limit);
     }
+    outcome
+}
+
+/// The simulation phase (see [`Bounds::simulate`]): updates `outcome` with what the random
+/// walks reached or violated.
+fn simulate(outcome: &mut Outcome, limit: Duration) {
+    let started = Instant::now();
+    let walks = crate::walk::random_walks(
+        &outcome.model,
+        SIMULATION_SEED,
+        limit,
+        SIMULATION_DEPTH_MAX,
+        true,
+    );
+    let discoveries = walks.discoveries;
+    let mut reached = Vec::new();
+    for property in outcome.model.properties() {
+        let Some(path) = discoveries.get(property.name) else {
+            continue;
+        };
+        match property.expectation {
+            Expectation::Sometimes => {
+                if outcome.unreached.contains(&property.name) {
+                    reached.push((property.name, path.clone().into_actions().len()));
+                }
+            }
+            Expectation::Always | Expectation::Eventually => {
+                outcome.violations.push((property.name, path.clone()));
+            }
+        }
+    }
+    outcome
+        .unreached
+        .retain(|name| !reached.iter().any(|(found, _)| found == name));
+    outcome.simulation = Some(SimulationOutcome {
+        states: walks.states,
+        elapsed: started.elapsed(),
+        reached,
+    });
 }
 
 type Discoveries = Vec<(&'static str, Path<ClusterState, ModelAction>)>;
