@@ -5,6 +5,7 @@
 //! This crate holds no consensus, MVCC, lease, auth or v2-store logic: all of that is in
 //! `oxetcd_spec`, which this crate drives verbatim.
 
+pub mod authority;
 pub mod config;
 pub mod errors;
 pub mod http;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use oxetcd_api::etcdserverpb as pb;
 use oxetcd_spec::apply::{AppConfig, AppState};
+use oxetcd_spec::membership;
 use oxetcd_spec::raft::{ConfState, LogIndex, Node, NodeId};
 use tokio::net::TcpListener;
 
@@ -18,7 +19,7 @@ use crate::config::{Config, Scheme, url};
 use crate::node_loop::{self, LoopConfig, NodeHandle};
 use crate::storage::backend::FjallBackend;
 use crate::storage::raft_log::FjallRaftStorage;
-use crate::storage::{DataDir, Identity, stable_id};
+use crate::storage::{DataDir, Identity};
 use crate::v3::{Context, cluster, kv, lease, maintenance, watch};
 use crate::version::ETCD_CAPABILITY_VERSION;
 
@@ -37,14 +38,23 @@ pub struct Server {
     pub node_task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
-/// The member id of a member with `peer_urls` in the cluster of `token` (every member
-/// computes the same ids from `--initial-cluster`).
+/// The member id of a member with `peer_urls` in the cluster of `token`: etcd's SHA-1
+/// derivation from `spec` (every member computes the same ids from `--initial-cluster`).
 pub fn member_id(peer_urls: &[url::Url], token: &str) -> u64 {
-    let mut urls: Vec<String> = peer_urls.iter().map(ToString::to_string).collect();
-    urls.sort();
-    let mut parts: Vec<&str> = urls.iter().map(String::as_str).collect();
-    parts.push(token);
-    stable_id(&parts)
+    let urls: Vec<String> = peer_urls.iter().map(ToString::to_string).collect();
+    membership::member_id(&urls, token, None).0
+}
+
+/// The cluster id etcd derives from the ids of the `--initial-cluster` members.
+pub fn cluster_id<'a>(
+    initial_cluster: impl IntoIterator<Item = &'a [url::Url]>,
+    token: &str,
+) -> u64 {
+    let ids: Vec<membership::MemberId> = initial_cluster
+        .into_iter()
+        .map(|urls| membership::MemberId(member_id(urls, token)))
+        .collect();
+    membership::cluster_id(&ids).0
 }
 
 /// Starts everything and returns once the client port is listening.
@@ -81,13 +91,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         &config.initial_advertise_peer_urls,
         &config.initial_cluster_token,
     );
-    let cluster_parts: Vec<String> = config
-        .initial_cluster
-        .iter()
-        .map(|(name, urls)| format!("{name}={}", url::join(urls)))
-        .chain(std::iter::once(config.initial_cluster_token.clone()))
-        .collect();
-    let cluster = stable_id(&cluster_parts.iter().map(String::as_str).collect::<Vec<_>>());
+    let cluster = cluster_id(
+        config
+            .initial_cluster
+            .iter()
+            .map(|(_, urls)| urls.as_slice()),
+        &config.initial_cluster_token,
+    );
 
     let data = DataDir::open(&config.data_dir)?;
     let identity = data.claim(&Identity {
@@ -147,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         client_addrs.push(listener.local_addr()?);
         let router = router.clone();
         tokio::spawn(async move {
+            let listener = crate::authority::FixingListener(listener);
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!("client listener stopped: {error}");
             }
@@ -231,6 +242,22 @@ async fn announce(config: &Config, node: &NodeHandle, client_addrs: &[SocketAddr
     for addr in client_addrs {
         tracing::info!(
             "embed: serving insecure client requests on {addr}, this is strongly discouraged!"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_and_cluster_ids_match_etcd_for_its_default_flags() {
+        // etcd 3.4 with no flags: peer URL http://localhost:2380, token etcd-cluster.
+        let peers = url::Url::parse_list("http://localhost:2380").unwrap();
+        assert_eq!(member_id(&peers, "etcd-cluster"), 0x8e9e_05c5_2164_694d);
+        assert_eq!(
+            cluster_id([peers.as_slice()], "etcd-cluster"),
+            0xcdf8_1819_4e3a_8c32
         );
     }
 }

@@ -262,3 +262,35 @@ fn data_survives_a_clean_restart() {
     let server = Server::start_on(dir.path(), client_port, peer_port, &[]);
     assert_eq!(server.ok(&["get", "kept", "--print-value-only"]), "yes\n");
 }
+
+/// etcdctl 3.4 sends the whole endpoint URL as the HTTP/2 `:authority` when the endpoint
+/// has a scheme; etcd serves it, so oxetcd must too.
+#[test]
+fn endpoints_given_as_urls_with_a_scheme_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = format!("http://127.0.0.1:{}", server.client_port);
+    let run = |args: &[&str]| {
+        let output = Command::new(etcdctl_path())
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={url}"))
+            .arg("--command-timeout=10s")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "etcdctl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(run(&["put", "scheme", "yes"]), "OK\n");
+    assert_eq!(run(&["get", "scheme"]), "scheme\nyes\n");
+    let status = run(&["endpoint", "status"]);
+    assert!(status.starts_with(&format!("{url}, ")), "{status}");
+    assert!(status.contains(", 3.4.23, "), "{status}");
+    // The plain form keeps working on the same server.
+    assert_eq!(server.ok(&["get", "scheme", "--print-value-only"]), "yes\n");
+}
