@@ -37,7 +37,9 @@ fn tiny_put_range_txn_and_watch_workloads_run_against_real_etcd() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let channels = connect(std::slice::from_ref(&url), 2).await.expect("connect");
+        let channels = connect(std::slice::from_ref(&url), 2)
+            .await
+            .expect("connect");
         let shape = KeyShape {
             key_size: 8,
             val_size: 16,
