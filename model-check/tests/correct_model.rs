@@ -34,7 +34,7 @@ fn smallest_cluster_satisfies_every_property_with_pinned_state_count() {
         "non-vacuity: {:?} never reached",
         outcome.unreached
     );
-    assert_eq!(outcome.unique_states, 1369, "{}", outcome.report());
+    assert_eq!(outcome.unique_states, 1081, "{}", outcome.report());
 }
 
 #[test]
@@ -44,5 +44,5 @@ fn state_count_does_not_depend_on_thread_count() {
         ..Bounds::default()
     };
     let outcome = assert_all_hold(&smallest(), &bounds);
-    assert_eq!(outcome.unique_states, 1369);
+    assert_eq!(outcome.unique_states, 1081);
 }
