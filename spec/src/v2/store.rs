@@ -327,6 +327,39 @@ impl Store {
         }
     }
 
+    /// Removes the node at `clean_path` with its subtree as one write: the index advances
+    /// by one and one event with `action` is recorded. Delete, compare-and-delete and
+    /// TTL expiry differ only in their checks and their action.
+    fn remove_recorded(
+        &mut self,
+        clean_path: &str,
+        action: Action,
+        now_ms: u64,
+    ) -> Result<Event, V2Error> {
+        let node = self.lookup(clean_path)?;
+        let next = self.index + 1;
+        let prev = node.repr(clean_path, false, now_ms);
+        let view = NodeView {
+            key: clean_path.to_owned(),
+            dir: node.is_dir(),
+            modified_index: next,
+            created_index: node.created_index,
+            ..NodeView::default()
+        };
+        let deleted_paths = self.remove_subtree(clean_path);
+        self.index = next;
+        let event = Event {
+            action,
+            node: view,
+            prev_node: Some(prev),
+            etcd_index: next,
+            refresh: false,
+            deleted_paths,
+        };
+        self.record(&event);
+        Ok(event)
+    }
+
     fn record(&mut self, event: &Event) {
         self.history.add(event.clone());
     }
@@ -668,27 +701,7 @@ impl Store {
                 return Err(self.err(V2ErrorCode::DirNotEmpty, p));
             }
         }
-        let next = self.index + 1;
-        let prev = node.repr(&p, false, now_ms);
-        let view = NodeView {
-            key: p.clone(),
-            dir: node.is_dir(),
-            modified_index: next,
-            created_index: node.created_index,
-            ..NodeView::default()
-        };
-        let deleted_paths = self.remove_subtree(&p);
-        self.index = next;
-        let event = Event {
-            action: Action::Delete,
-            node: view,
-            prev_node: Some(prev),
-            etcd_index: next,
-            refresh: false,
-            deleted_paths,
-        };
-        self.record(&event);
-        Ok(event)
+        self.remove_recorded(&p, Action::Delete, now_ms)
     }
 
     /// `CompareAndDelete` (DELETE with prevValue and/or prevIndex): files only. Unlike
@@ -711,26 +724,7 @@ impl Store {
         if let Some(cause) = compare_fail_cause(node, prev_value, prev_index) {
             return Err(self.err(V2ErrorCode::TestFailed, cause));
         }
-        let next = self.index + 1;
-        let prev = node.repr(&p, false, now_ms);
-        let view = NodeView {
-            key: p.clone(),
-            modified_index: next,
-            created_index: node.created_index,
-            ..NodeView::default()
-        };
-        let deleted_paths = self.remove_subtree(&p);
-        self.index = next;
-        let event = Event {
-            action: Action::CompareAndDelete,
-            node: view,
-            prev_node: Some(prev),
-            etcd_index: next,
-            refresh: false,
-            deleted_paths,
-        };
-        self.record(&event);
-        Ok(event)
+        self.remove_recorded(&p, Action::CompareAndDelete, now_ms)
     }
 
     /// `DeleteExpiredKeys`, applied through the log as the leader's SYNC request: removes
@@ -744,31 +738,12 @@ impl Store {
             if expire_ms > now_ms {
                 break;
             }
-            let Ok(node) = self.lookup(&p) else {
-                self.ttl_index.remove(&(expire_ms, p));
-                continue;
-            };
-            let next = self.index + 1;
-            let prev = node.repr(&p, false, now_ms);
-            let view = NodeView {
-                key: p.clone(),
-                dir: node.is_dir(),
-                modified_index: next,
-                created_index: node.created_index,
-                ..NodeView::default()
-            };
-            let deleted_paths = self.remove_subtree(&p);
-            self.index = next;
-            let event = Event {
-                action: Action::Expire,
-                node: view,
-                prev_node: Some(prev),
-                etcd_index: next,
-                refresh: false,
-                deleted_paths,
-            };
-            self.record(&event);
-            events.push(event);
+            match self.remove_recorded(&p, Action::Expire, now_ms) {
+                Ok(event) => events.push(event),
+                Err(_) => {
+                    self.ttl_index.remove(&(expire_ms, p));
+                }
+            }
         }
         events
     }
