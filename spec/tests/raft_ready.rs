@@ -236,22 +236,7 @@ mod malformed {
     /// kind, from, term, log_term, index, commit, reject.
     type Fields = (u8, u8, u8, u8, u8, u8, bool);
 
-    const KINDS: [MessageKind; 14] = [
-        MessageKind::PreVote,
-        MessageKind::PreVoteResp,
-        MessageKind::Vote,
-        MessageKind::VoteResp,
-        MessageKind::App,
-        MessageKind::AppResp,
-        MessageKind::Heartbeat,
-        MessageKind::HeartbeatResp,
-        MessageKind::Snap,
-        MessageKind::Prop,
-        MessageKind::ReadIndex,
-        MessageKind::ReadIndexResp,
-        MessageKind::TransferLeader,
-        MessageKind::TimeoutNow,
-    ];
+    const KINDS: [MessageKind; 14] = MessageKind::ALL;
 
     fn arbitrary_message(fields: &Fields, entries: &[(u8, u8)]) -> Message {
         let (kind, from, term, log_term, index, commit, reject) = *fields;

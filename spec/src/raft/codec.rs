@@ -267,22 +267,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-const KINDS: [MessageKind; 14] = [
-    MessageKind::PreVote,
-    MessageKind::PreVoteResp,
-    MessageKind::Vote,
-    MessageKind::VoteResp,
-    MessageKind::App,
-    MessageKind::AppResp,
-    MessageKind::Heartbeat,
-    MessageKind::HeartbeatResp,
-    MessageKind::Snap,
-    MessageKind::Prop,
-    MessageKind::ReadIndex,
-    MessageKind::ReadIndexResp,
-    MessageKind::TransferLeader,
-    MessageKind::TimeoutNow,
-];
+const KINDS: [MessageKind; 14] = MessageKind::ALL;
 
 fn kind_code(kind: MessageKind) -> u8 {
     let pos = KINDS.iter().position(|k| *k == kind).unwrap_or(0);

@@ -46,6 +46,27 @@ pub enum MessageKind {
     TimeoutNow,
 }
 
+impl MessageKind {
+    /// Every kind, in the order of their wire codes (`spec::raft::codec` encodes a kind as
+    /// its position here, so new kinds are only ever appended).
+    pub const ALL: [MessageKind; 14] = [
+        MessageKind::PreVote,
+        MessageKind::PreVoteResp,
+        MessageKind::Vote,
+        MessageKind::VoteResp,
+        MessageKind::App,
+        MessageKind::AppResp,
+        MessageKind::Heartbeat,
+        MessageKind::HeartbeatResp,
+        MessageKind::Snap,
+        MessageKind::Prop,
+        MessageKind::ReadIndex,
+        MessageKind::ReadIndexResp,
+        MessageKind::TransferLeader,
+        MessageKind::TimeoutNow,
+    ];
+}
+
 /// One Raft message. Unused fields are zero/empty.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Message {
