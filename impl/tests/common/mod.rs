@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A port the OS says is free right now.
@@ -68,13 +69,14 @@ impl Server {
     /// Starts on given ports (a restart keeps its ports and data dir).
     pub fn start_on(dir: &Path, client_port: u16, peer_port: u16, extra: &[&str]) -> Server {
         let data_dir = dir.join("data.etcd");
-        let log_path = dir.join(format!(
-            "oxetcd-{}.log",
-            Instant::now().elapsed().as_nanos() ^ u128::from(client_port)
-        ));
+        // One fresh log file per start: a restart must not see the previous process's
+        // "ready" line and return before the new process listens.
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let start = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log_path = dir.join(format!("oxetcd-{client_port}-{start}.log"));
         let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
+            .create_new(true)
+            .write(true)
             .open(&log_path)
             .unwrap();
         let client = format!("http://127.0.0.1:{client_port}");
