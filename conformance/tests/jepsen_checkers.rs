@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use oxetcd_conformance::jepsen::Nemesis;
 use oxetcd_conformance::jepsen::check::{
-    LinOptions, ModelKind, Verdict, check_linearizable, lost_writes, serializable_anomalies,
-    settle_unknown_writes,
+    LinOptions, ModelKind, STALE_LEADER_LEASES, Verdict, check_linearizable, lost_writes,
+    serializable_anomalies, settle_unknown_writes,
 };
 use oxetcd_conformance::jepsen::history::{
-    Cond, History, Kv, KvOp, KvResult, Op, Request, Response, WatchEvent, WatchStream,
+    Cond, History, Kv, KvOp, KvResult, Op, PausedLeader, Request, Response, WatchEvent,
+    WatchStream,
 };
 use oxetcd_conformance::jepsen::watch::check_watches;
 
@@ -72,6 +73,7 @@ fn opts(model: ModelKind) -> LinOptions {
         timeout: Duration::from_secs(20),
         serializable_as_linearizable: false,
         html_dir: None,
+        paused_leaders: vec![],
     }
 }
 
@@ -380,6 +382,163 @@ fn lease_expiry_is_allowed_only_after_its_ttl() {
         check_linearizable(&early, &opts(ModelKind::Kv)).verdict,
         Verdict::Violation
     );
+}
+
+fn keep_alive(client: u32, call: i64, resp: Response) -> Op {
+    op(
+        client,
+        call,
+        call + 10,
+        Request::LeaseKeepAlive { id: 9 },
+        resp,
+    )
+}
+
+/// Lease 9 (TTL 2 s) with a key, kept alive every 0.9 s; the leader is paused from
+/// 2.0 s to 5.0 s, and the keep-alives go on through the new leader.
+fn kept_alive_lease(until_ms: i64) -> Vec<Op> {
+    let mut h = vec![
+        op(
+            0,
+            0,
+            10,
+            Request::LeaseGrant { id: 9, ttl: 2 },
+            Response::LeaseOk,
+        ),
+        op(0, 20, 30, lease_put("k/a", "1", 9), put_ok(2)),
+        op(1, 40, 50, Request::put("k/b", "x", None), put_ok(3)),
+    ];
+    let mut t = 900;
+    while t <= until_ms {
+        h.push(keep_alive(0, t, Response::LeaseOk));
+        t += 900;
+    }
+    h
+}
+
+fn paused_leader() -> PausedLeader {
+    PausedLeader {
+        member: "n0".into(),
+        paused: 2_000 * MS,
+        resumed: 5_000 * MS,
+    }
+}
+
+fn opts_with_pause() -> LinOptions {
+    LinOptions {
+        paused_leaders: vec![paused_leader()],
+        ..opts(ModelKind::Kv)
+    }
+}
+
+#[test]
+fn lease_revoked_by_a_resumed_stale_leader_is_a_known_etcd_deviation() {
+    // The lease is kept alive (last at 4.5 s, so it lives until 6.5 s at least), yet its
+    // key is gone at 5.3 s, right after the paused leader resumed: the stale leader's
+    // lessor revoked it (etcd-io/etcd#15247).
+    let mut h = kept_alive_lease(4_500);
+    h.push(op(
+        1,
+        5_300,
+        5_310,
+        Request::get("k/a"),
+        got(4, vec![]),
+    ));
+    h.push(keep_alive(0, 5_400, Response::LeaseNotFound));
+    let strict = check_linearizable(&h, &opts(ModelKind::Kv));
+    assert_eq!(strict.verdict, Verdict::Violation);
+    assert!(strict.deviations.is_empty());
+
+    let r = check_linearizable(&h, &opts_with_pause());
+    assert_eq!(r.verdict, Verdict::KnownDeviation, "{:?}", r.excerpt);
+    assert_eq!(r.deviations.len(), 1, "{:?}", r.deviations);
+    assert!(r.deviations[0].starts_with(STALE_LEADER_LEASES));
+    assert!(
+        r.deviations[0].contains("lease 9 revoked early by n0"),
+        "{}",
+        r.deviations[0]
+    );
+}
+
+#[test]
+fn keep_alive_acknowledged_by_a_resumed_stale_leader_is_a_known_etcd_deviation() {
+    // The last keep-alive before the pause is at 1.8 s; one sent during the pause waits
+    // for the paused leader and is acknowledged by its stale lessor as it resumes. The
+    // new leader never saw it and lets the lease expire at 6.0 s.
+    let mut h = kept_alive_lease(1_800);
+    h.push(op(
+        0,
+        4_600,
+        5_010,
+        Request::LeaseKeepAlive { id: 9 },
+        Response::LeaseOk,
+    ));
+    h.push(op(1, 6_000, 6_010, Request::get("k/a"), got(4, vec![])));
+    assert_eq!(
+        check_linearizable(&h, &opts(ModelKind::Kv)).verdict,
+        Verdict::Violation
+    );
+    let r = check_linearizable(&h, &opts_with_pause());
+    assert_eq!(r.verdict, Verdict::KnownDeviation);
+    assert_eq!(r.deviations.len(), 1, "{:?}", r.deviations);
+    assert!(
+        r.deviations[0].contains("keep-alive of lease 9 acknowledged by n0's stale lessor"),
+        "{}",
+        r.deviations[0]
+    );
+}
+
+#[test]
+fn early_lease_loss_outside_a_stale_leader_window_is_still_a_violation() {
+    let pause = opts_with_pause();
+    // The same early revoke with no leader paused.
+    let mut no_pause = kept_alive_lease(4_500);
+    no_pause.push(op(
+        1,
+        5_300,
+        5_310,
+        Request::get("k/a"),
+        got(4, vec![]),
+    ));
+    assert_eq!(
+        check_linearizable(&no_pause, &opts(ModelKind::Kv)).verdict,
+        Verdict::Violation
+    );
+    // Kept alive through the new leader long after the resume (last at 9.9 s), and
+    // gone at 10.5 s: the window (until 8.0 s) is long closed.
+    let mut late = kept_alive_lease(9_900);
+    late.push(op(
+        1,
+        10_500,
+        10_510,
+        Request::get("k/a"),
+        got(4, vec![]),
+    ));
+    let r = check_linearizable(&late, &pause);
+    assert_eq!(r.verdict, Verdict::Violation, "{:?}", r.deviations);
+    assert!(r.deviations.is_empty());
+    // Inside the window, but a stale read of a key with no lease: not a lease matter.
+    let mut stale = kept_alive_lease(4_500);
+    stale.push(op(1, 5_300, 5_310, Request::get("k/b"), got(3, vec![])));
+    assert_eq!(
+        check_linearizable(&stale, &pause).verdict,
+        Verdict::Violation
+    );
+    // A lease granted after the pause began was never known to the paused leader.
+    let mut h = vec![
+        op(
+            0,
+            2_500,
+            2_510,
+            Request::LeaseGrant { id: 9, ttl: 2 },
+            Response::LeaseOk,
+        ),
+        op(0, 2_520, 2_530, lease_put("k/a", "1", 9), put_ok(2)),
+        keep_alive(0, 3_500, Response::LeaseOk),
+        keep_alive(0, 4_400, Response::LeaseOk),
+    ];
+    h.push(op(1, 5_300, 5_310, Request::get("k/a"), got(3, vec![])));
+    assert_eq!(check_linearizable(&h, &pause).verdict, Verdict::Violation);
 }
 
 #[test]

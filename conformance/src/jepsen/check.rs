@@ -2,13 +2,13 @@
 //! in [`super::model`]), serializable reads, acknowledged writes lost, and (in
 //! [`super::watch`]) watch streams.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use porcupine_rs::{CheckResult, Model, Operation};
 
-use super::history::{History, KvOp, KvResult, Op, Request, Response, WatchEvent};
+use super::history::{History, KvOp, KvResult, Op, PausedLeader, Request, Response, WatchEvent};
 use super::model::{KvModel, ModelOp, RegisterModel};
 
 /// Which model a history is checked against.
@@ -29,7 +29,24 @@ pub enum Verdict {
     Violation,
     /// The checker ran out of time.
     Unknown,
+    /// Not linearizable as such, but linearizable once the known etcd deviation
+    /// [`STALE_LEADER_LEASES`] is allowed inside the windows where it can occur.
+    KnownDeviation,
 }
+
+/// The known etcd 3.4.23 deviation the lease checks allow around a resumed leader:
+/// etcd-io/etcd#15247 (also #12528). A leader paused past a lease's TTL, once resumed,
+/// still acts as the primary lessor until raft's step-down reaches the lessor: it
+/// revokes leases that were kept alive through the new leader (its revokes are
+/// forwarded to the new leader and applied), and it acknowledges keep-alives the new
+/// leader never sees. Fixed in etcd 3.4.31 and 3.5.13 (etcd-io/etcd#16822, backports
+/// #17465 and #17425): a member confirms it is still the leader before revoking
+/// expired leases or renewing one, so leases kept alive through the current leader
+/// live on and keep-alives are acknowledged only by the current leader.
+pub const STALE_LEADER_LEASES: &str = "etcd-io/etcd#15247 (stale leader's lessor)";
+
+/// How long after its resume a paused leader's lessor may still act as the primary.
+pub const STALE_LEADER_WINDOW: Duration = Duration::from_secs(3);
 
 /// Outcome of a linearizability check.
 #[derive(Clone, Debug)]
@@ -46,6 +63,8 @@ pub struct LinReport {
     pub html: Option<PathBuf>,
     /// A reduced sub-history that is still not linearizable, one line per operation.
     pub excerpt: Vec<String>,
+    /// With [`Verdict::KnownDeviation`]: each deviation the history needed, one line.
+    pub deviations: Vec<String>,
 }
 
 /// Options of the linearizability check.
@@ -62,6 +81,9 @@ pub struct LinOptions {
     pub serializable_as_linearizable: bool,
     /// Where to write the HTML visualisation of a violation (`None`: not written).
     pub html_dir: Option<PathBuf>,
+    /// Leaders paused and resumed during the run: windows in which the known deviation
+    /// [`STALE_LEADER_LEASES`] is allowed (global KV model only).
+    pub paused_leaders: Vec<PausedLeader>,
 }
 
 const NEVER: i64 = i64::MAX;
@@ -107,15 +129,30 @@ pub fn to_operations(history: &[Op], opts: &LinOptions) -> Vec<Operation<KvModel
             metadata: Some(i),
         });
     }
-    out.extend(lease_expiries(history));
+    out.extend(lease_expiries(history, &|_| false));
     out
+}
+
+/// The lease an operation names (grant, keep-alive, revoke, or a put attached to it).
+fn lease_of(op: &Op) -> Option<i64> {
+    match &op.req {
+        Request::LeaseKeepAlive { id } | Request::LeaseRevoke { id } | Request::LeaseGrant { id, .. } => {
+            Some(*id)
+        }
+        Request::Txn { then, .. } => then.iter().find_map(|o| match o {
+            KvOp::Put { lease: Some(l), .. } => Some(*l),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 /// Synthetic expiry operations: a lease can expire no earlier than its TTL after the
 /// later of its grant and its last successful keep-alive was invoked; when that is, is
 /// unobserved, so the expiry has an infinite return time. A lease revoked (with a known
-/// response) before it could expire gets none.
-fn lease_expiries(history: &[Op]) -> Vec<Operation<KvModel>> {
+/// response) before it could expire gets none. Operations whose index `ignored` accepts
+/// do not count.
+fn lease_expiries(history: &[Op], ignored: &dyn Fn(usize) -> bool) -> Vec<Operation<KvModel>> {
     let mut grants: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for op in history {
         if let Request::LeaseGrant { id, ttl } = op.req
@@ -124,18 +161,6 @@ fn lease_expiries(history: &[Op]) -> Vec<Operation<KvModel>> {
             grants.insert(id, (op.call, ttl));
         }
     }
-    let lease_of = |op: &Op| -> Option<i64> {
-        match &op.req {
-            Request::LeaseKeepAlive { id }
-            | Request::LeaseRevoke { id }
-            | Request::LeaseGrant { id, .. } => Some(*id),
-            Request::Txn { then, .. } => then.iter().find_map(|o| match o {
-                KvOp::Put { lease: Some(l), .. } => Some(*l),
-                _ => None,
-            }),
-            _ => None,
-        }
-    };
     let mut out = Vec::new();
     for (id, (grant_call, ttl)) in grants {
         let mut earliest = grant_call;
@@ -144,7 +169,11 @@ fn lease_expiries(history: &[Op]) -> Vec<Operation<KvModel>> {
         let mut gone_by = NEVER;
         let mut has_keys = false;
         let mut last_use = grant_call;
-        for op in history.iter().filter(|o| lease_of(o) == Some(id)) {
+        for (_, op) in history
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| lease_of(o) == Some(id) && !ignored(*i))
+        {
             last_use = last_use.max(op.ret.unwrap_or(NEVER));
             if matches!(op.req, Request::Txn { .. }) && !op.failed {
                 has_keys = true;
@@ -202,13 +231,234 @@ fn convert<M: Model<Op = ModelOp, Metadata = usize>>(
         .collect()
 }
 
-/// Checks the history for linearizability.
+/// Checks the history for linearizability. A history of the global KV model that is
+/// not linearizable as such is checked again allowing the known deviation
+/// [`STALE_LEADER_LEASES`] around each of `opts.paused_leaders`: when that passes, the
+/// verdict is [`Verdict::KnownDeviation`] with the deviations it needed.
 pub fn check_linearizable(history: &[Op], opts: &LinOptions) -> LinReport {
     let ops = to_operations(history, opts);
-    match opts.model {
+    let mut report = match opts.model {
         ModelKind::Kv => check_with::<KvModel>(history, convert(&ops), opts),
         ModelKind::Register => check_with::<RegisterModel>(history, convert(&ops), opts),
+    };
+    if report.verdict == Verdict::Violation
+        && opts.model == ModelKind::Kv
+        && !opts.paused_leaders.is_empty()
+    {
+        let started = Instant::now();
+        if let Some(needed) = stale_leader_deviations(history, opts) {
+            report.verdict = Verdict::KnownDeviation;
+            report.deviations = needed
+                .iter()
+                .map(|r| r.describe(history, &opts.paused_leaders))
+                .collect();
+        }
+        report.elapsed += started.elapsed();
     }
+    report
+}
+
+/// One allowance of the stale-leader deviation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Allowance {
+    /// The paused leader of `window` may revoke lease `id` after it resumed.
+    Revoke { window: usize, id: i64 },
+    /// Keep-alives of lease `id` during `window` may have been acknowledged by the
+    /// paused leader's lessor only (they do not extend the lease).
+    StaleAcks { window: usize, id: i64 },
+}
+
+impl Allowance {
+    fn describe(&self, history: &[Op], leaders: &[PausedLeader]) -> String {
+        let secs = |t: i64| t as f64 / 1e9;
+        let (window, id) = match self {
+            Allowance::Revoke { window, id } | Allowance::StaleAcks { window, id } => (*window, *id),
+        };
+        let Some(l) = leaders.get(window) else {
+            return format!("{self:?}");
+        };
+        match self {
+            Allowance::Revoke { .. } => {
+                let last = history
+                    .iter()
+                    .filter(|o| {
+                        o.req == Request::LeaseKeepAlive { id } && o.resp == Some(Response::LeaseOk)
+                    })
+                    .map(|o| o.call)
+                    .filter(|c| *c < l.resumed + window_nanos())
+                    .max();
+                format!(
+                    "{STALE_LEADER_LEASES}: lease {id:x} revoked early by {} (the leader, paused at {:.1} s, resumed at {:.1} s){}",
+                    l.member,
+                    secs(l.paused),
+                    secs(l.resumed),
+                    last.map_or(String::new(), |t| format!(
+                        "; last keep-alive acknowledged before then was sent at {:.1} s",
+                        secs(t)
+                    ))
+                )
+            }
+            Allowance::StaleAcks { .. } => format!(
+                "{STALE_LEADER_LEASES}: keep-alive of lease {id:x} acknowledged by {}'s stale lessor (the leader, paused at {:.1} s, resumed at {:.1} s); the lease expired as if it had not been sent",
+                l.member,
+                secs(l.paused),
+                secs(l.resumed)
+            ),
+        }
+    }
+}
+
+fn window_nanos() -> i64 {
+    i64::try_from(STALE_LEADER_WINDOW.as_nanos()).unwrap_or(NEVER)
+}
+
+/// How soon after its resume a paused leader answers the keep-alives that waited for
+/// it (a stale lessor is demoted as soon as raft hears of the new term).
+const STALE_ACK_WINDOW: i64 = 1_000_000_000;
+
+/// Whether `o` is a successful keep-alive the paused leader `l` may have acknowledged
+/// from its stale lessor: one that returned within [`STALE_ACK_WINDOW`] of the resume.
+fn stale_ack(o: &Op, l: &PausedLeader) -> bool {
+    matches!(o.req, Request::LeaseKeepAlive { .. })
+        && o.resp == Some(Response::LeaseOk)
+        && o.ret
+            .is_some_and(|r| r >= l.resumed && r <= l.resumed.saturating_add(STALE_ACK_WINDOW))
+}
+
+/// Every allowance the windows make possible: a paused leader may revoke a lease it
+/// knew of (granted before the pause, not revoked by then) whose TTL, counted from the
+/// last renewal it acknowledged before the pause, ran out before the window's end; it
+/// may have acknowledged the lease's keep-alives that waited for it (see [`stale_ack`]).
+fn allowances(history: &[Op], leaders: &[PausedLeader]) -> Vec<Allowance> {
+    let mut out = BTreeSet::new();
+    let ttls: BTreeMap<i64, i64> = history
+        .iter()
+        .filter(|o| !o.failed)
+        .filter_map(|o| match o.req {
+            Request::LeaseGrant { id, ttl } => Some((id, ttl)),
+            _ => None,
+        })
+        .collect();
+    for (window, l) in leaders.iter().enumerate() {
+        let end = l.resumed.saturating_add(window_nanos());
+        for (&id, &ttl) in &ttls {
+            let ops: Vec<&Op> = history.iter().filter(|o| lease_of(o) == Some(id)).collect();
+            let granted_before = ops
+                .iter()
+                .any(|o| matches!(o.req, Request::LeaseGrant { .. }) && o.call < l.paused);
+            let revoked_before = ops.iter().any(|o| {
+                matches!(o.req, Request::LeaseRevoke { .. })
+                    && o.resp == Some(Response::LeaseOk)
+                    && o.ret.is_some_and(|r| r < l.paused)
+            });
+            let last_renewal = ops
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.req,
+                        Request::LeaseGrant { .. } | Request::LeaseKeepAlive { .. }
+                    ) && o.resp == Some(Response::LeaseOk)
+                        && o.ret.is_some_and(|r| r < l.paused)
+                })
+                .map(|o| o.call)
+                .max();
+            let stale_expiry = last_renewal
+                .unwrap_or(l.paused)
+                .saturating_add(ttl.saturating_mul(1_000_000_000))
+                .saturating_sub(50_000_000);
+            if granted_before && !revoked_before && stale_expiry <= end {
+                out.insert(Allowance::Revoke { window, id });
+            }
+            if ops.iter().any(|o| stale_ack(o, l)) {
+                out.insert(Allowance::StaleAcks { window, id });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The checker's operations with `allowed` deviations: stale-acknowledged keep-alives
+/// dropped (they neither extend the lease nor prove it alive), an optional revoke per
+/// allowed lease from the leader's resume on, and the end of each window.
+fn operations_allowing(
+    history: &[Op],
+    opts: &LinOptions,
+    allowed: &[Allowance],
+) -> Vec<Operation<KvModel>> {
+    let leaders = &opts.paused_leaders;
+    let stale_ack = |i: usize| {
+        let o = &history[i];
+        let Request::LeaseKeepAlive { id } = o.req else {
+            return false;
+        };
+        allowed.iter().any(|a| match a {
+            Allowance::StaleAcks { window, id: l } => {
+                *l == id && leaders.get(*window).is_some_and(|p| stale_ack(o, p))
+            }
+            Allowance::Revoke { .. } => false,
+        })
+    };
+    let mut out: Vec<Operation<KvModel>> = to_operations(history, opts)
+        .into_iter()
+        .filter(|o| !matches!(o.op, ModelOp::Do { req: Request::LeaseExpire { .. }, .. }))
+        .filter(|o| !o.metadata.is_some_and(stale_ack))
+        .collect();
+    out.extend(lease_expiries(history, &stale_ack));
+    let mut windows = BTreeSet::new();
+    for a in allowed {
+        if let Allowance::Revoke { window, id } = *a
+            && let Some(l) = leaders.get(window)
+        {
+            windows.insert(window);
+            out.push(Operation {
+                client_id: Some(u32::MAX - 2),
+                call_time: l.resumed,
+                return_time: NEVER,
+                op: ModelOp::StaleRevoke { id, window },
+                metadata: None,
+            });
+        }
+    }
+    for window in windows {
+        if let Some(l) = leaders.get(window) {
+            let end = l.resumed.saturating_add(window_nanos());
+            out.push(Operation {
+                client_id: Some(u32::MAX - 3),
+                call_time: end,
+                return_time: end.saturating_add(1),
+                op: ModelOp::WindowEnd { window },
+                metadata: None,
+            });
+        }
+    }
+    out
+}
+
+/// When the history is linearizable allowing the stale-leader deviation, a minimal set
+/// of allowances it needs (each one dropped in turn while the rest still suffice).
+fn stale_leader_deviations(history: &[Op], opts: &LinOptions) -> Option<Vec<Allowance>> {
+    let started = Instant::now();
+    let budget = opts.timeout.min(Duration::from_secs(30));
+    let passes = |allowed: &[Allowance]| {
+        let left = budget.saturating_sub(started.elapsed());
+        let ops = operations_allowing(history, opts, allowed);
+        porcupine_rs::check_operations_timeout::<KvModel>(&ops, left) == CheckResult::Ok
+    };
+    let mut needed = allowances(history, &opts.paused_leaders);
+    if needed.is_empty() || !passes(&needed) {
+        return None;
+    }
+    let mut i = 0;
+    while i < needed.len() && started.elapsed() < budget {
+        let mut trial = needed.clone();
+        trial.remove(i);
+        if passes(&trial) {
+            needed = trial;
+        } else {
+            i += 1;
+        }
+    }
+    Some(needed)
 }
 
 fn check_with<M: Model<Op = ModelOp, Metadata = usize>>(
@@ -242,6 +492,7 @@ fn check_with<M: Model<Op = ModelOp, Metadata = usize>>(
         elapsed,
         html: None,
         excerpt: vec![],
+        deviations: vec![],
     };
     if let Some(part) = failing {
         let reduced = reduce::<M>(

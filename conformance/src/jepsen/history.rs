@@ -269,6 +269,21 @@ pub struct History {
     pub log: Vec<WatchEvent>,
     /// Keys and values read at the end, after healing (a final linearizable Range).
     pub final_state: BTreeMap<String, Kv>,
+    /// Leaders that were paused and resumed during the run (the windows of the known
+    /// etcd deviation [`crate::jepsen::check::STALE_LEADER_LEASES`]).
+    pub paused_leaders: Vec<PausedLeader>,
+}
+
+/// A member that was the leader when it was paused (SIGSTOP) and was later resumed
+/// (SIGCONT). Until it learns of the new term, its lessor still acts as the primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PausedLeader {
+    /// The member's name.
+    pub member: String,
+    /// When it was paused (nanoseconds since the workload started, as [`Op::call`]).
+    pub paused: i64,
+    /// When it was resumed (taken just before the signal was sent).
+    pub resumed: i64,
 }
 
 impl fmt::Display for Op {

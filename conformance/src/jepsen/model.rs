@@ -40,6 +40,8 @@ pub struct KvState {
     pub keys: BTreeMap<String, KeyState>,
     /// Live leases.
     pub leases: BTreeSet<i64>,
+    /// Stale-leader windows already closed (see [`ModelOp::StaleRevoke`]).
+    pub closed_windows: BTreeSet<usize>,
 }
 
 /// An operation as the models see it.
@@ -56,6 +58,21 @@ pub enum ModelOp {
         req: Request,
         /// The response, if known.
         resp: Option<Response>,
+    },
+    /// Known etcd deviation (etcd-io/etcd#15247): a resumed stale leader may revoke
+    /// lease `id` while its window is open. Given an infinite return time, the checker
+    /// may place it inside the window (the lease and its keys are dropped) or after the
+    /// window's [`ModelOp::WindowEnd`] (no effect), so the revoke is optional.
+    StaleRevoke {
+        /// The lease.
+        id: i64,
+        /// The stale-leader window.
+        window: usize,
+    },
+    /// Closes a stale-leader window (placed at its end time).
+    WindowEnd {
+        /// The window.
+        window: usize,
     },
 }
 
@@ -259,6 +276,18 @@ impl Model for KvModel {
                 Some(next) => (true, next),
                 None => (false, state.clone()),
             },
+            ModelOp::StaleRevoke { id, window } => {
+                let mut next = state.clone();
+                if !state.closed_windows.contains(window) {
+                    next.drop_lease(*id);
+                }
+                (true, next)
+            }
+            ModelOp::WindowEnd { window } => {
+                let mut next = state.clone();
+                next.closed_windows.insert(*window);
+                (true, next)
+            }
         }
     }
 
@@ -294,6 +323,10 @@ impl Model for KvModel {
 fn describe_model_op(op: &ModelOp) -> String {
     match op {
         ModelOp::Init { revision } => format!("init(rev {revision})"),
+        ModelOp::StaleRevoke { id, window } => {
+            format!("stale leader may revoke({id:x}) in window {window}")
+        }
+        ModelOp::WindowEnd { window } => format!("stale-leader window {window} ends"),
         ModelOp::Do { req, resp } => format!(
             "{} -> {}",
             super::history::describe_request(req),
@@ -320,8 +353,8 @@ pub struct RegisterModel;
 impl RegisterModel {
     fn key_of(op: &ModelOp) -> Option<String> {
         match op {
-            ModelOp::Init { .. } => None,
             ModelOp::Do { req, .. } => req.single_key().map(str::to_owned),
+            _ => None,
         }
     }
 }
