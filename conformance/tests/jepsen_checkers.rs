@@ -10,8 +10,7 @@ use oxetcd_conformance::jepsen::check::{
     serializable_anomalies, settle_unknown_writes,
 };
 use oxetcd_conformance::jepsen::history::{
-    Cond, History, Kv, KvOp, KvResult, Op, PausedLeader, Request, Response, WatchEvent,
-    WatchStream,
+    Cond, History, Kv, KvOp, KvResult, Op, PausedLeader, Request, Response, WatchEvent, WatchStream,
 };
 use oxetcd_conformance::jepsen::watch::check_watches;
 
@@ -437,13 +436,7 @@ fn lease_revoked_by_a_resumed_stale_leader_is_a_known_etcd_deviation() {
     // key is gone at 5.3 s, right after the paused leader resumed: the stale leader's
     // lessor revoked it (etcd-io/etcd#15247).
     let mut h = kept_alive_lease(4_500);
-    h.push(op(
-        1,
-        5_300,
-        5_310,
-        Request::get("k/a"),
-        got(4, vec![]),
-    ));
+    h.push(op(1, 5_300, 5_310, Request::get("k/a"), got(4, vec![])));
     h.push(keep_alive(0, 5_400, Response::LeaseNotFound));
     let strict = check_linearizable(&h, &opts(ModelKind::Kv));
     assert_eq!(strict.verdict, Verdict::Violation);
@@ -493,13 +486,7 @@ fn early_lease_loss_outside_a_stale_leader_window_is_still_a_violation() {
     let pause = opts_with_pause();
     // The same early revoke with no leader paused.
     let mut no_pause = kept_alive_lease(4_500);
-    no_pause.push(op(
-        1,
-        5_300,
-        5_310,
-        Request::get("k/a"),
-        got(4, vec![]),
-    ));
+    no_pause.push(op(1, 5_300, 5_310, Request::get("k/a"), got(4, vec![])));
     assert_eq!(
         check_linearizable(&no_pause, &opts(ModelKind::Kv)).verdict,
         Verdict::Violation
@@ -507,13 +494,7 @@ fn early_lease_loss_outside_a_stale_leader_window_is_still_a_violation() {
     // Kept alive through the new leader long after the resume (last at 9.9 s), and
     // gone at 10.5 s: the window (until 8.0 s) is long closed.
     let mut late = kept_alive_lease(9_900);
-    late.push(op(
-        1,
-        10_500,
-        10_510,
-        Request::get("k/a"),
-        got(4, vec![]),
-    ));
+    late.push(op(1, 10_500, 10_510, Request::get("k/a"), got(4, vec![])));
     let r = check_linearizable(&late, &pause);
     assert_eq!(r.verdict, Verdict::Violation, "{:?}", r.deviations);
     assert!(r.deviations.is_empty());

@@ -136,9 +136,9 @@ pub fn to_operations(history: &[Op], opts: &LinOptions) -> Vec<Operation<KvModel
 /// The lease an operation names (grant, keep-alive, revoke, or a put attached to it).
 fn lease_of(op: &Op) -> Option<i64> {
     match &op.req {
-        Request::LeaseKeepAlive { id } | Request::LeaseRevoke { id } | Request::LeaseGrant { id, .. } => {
-            Some(*id)
-        }
+        Request::LeaseKeepAlive { id }
+        | Request::LeaseRevoke { id }
+        | Request::LeaseGrant { id, .. } => Some(*id),
         Request::Txn { then, .. } => then.iter().find_map(|o| match o {
             KvOp::Put { lease: Some(l), .. } => Some(*l),
             _ => None,
@@ -272,7 +272,9 @@ impl Allowance {
     fn describe(&self, history: &[Op], leaders: &[PausedLeader]) -> String {
         let secs = |t: i64| t as f64 / 1e9;
         let (window, id) = match self {
-            Allowance::Revoke { window, id } | Allowance::StaleAcks { window, id } => (*window, *id),
+            Allowance::Revoke { window, id } | Allowance::StaleAcks { window, id } => {
+                (*window, *id)
+            }
         };
         let Some(l) = leaders.get(window) else {
             return format!("{self:?}");
@@ -400,7 +402,15 @@ fn operations_allowing(
     };
     let mut out: Vec<Operation<KvModel>> = to_operations(history, opts)
         .into_iter()
-        .filter(|o| !matches!(o.op, ModelOp::Do { req: Request::LeaseExpire { .. }, .. }))
+        .filter(|o| {
+            !matches!(
+                o.op,
+                ModelOp::Do {
+                    req: Request::LeaseExpire { .. },
+                    ..
+                }
+            )
+        })
         .filter(|o| !o.metadata.is_some_and(stale_ack))
         .collect();
     out.extend(lease_expiries(history, &stale_ack));

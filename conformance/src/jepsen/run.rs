@@ -225,7 +225,9 @@ impl RunReport {
             Verdict::Linearizable => "yes",
             Verdict::Violation => "NO",
             Verdict::Unknown => "unknown (checker timed out)",
-            Verdict::KnownDeviation => "known-deviation (linearizable only allowing a known etcd deviation)",
+            Verdict::KnownDeviation => {
+                "known-deviation (linearizable only allowing a known etcd deviation)"
+            }
         };
         let _ = writeln!(
             s,
