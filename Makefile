@@ -51,5 +51,12 @@ docs:
 conformance: etcd-reference
 	$(CARGO) run --release -p oxetcd-conformance --bin etcd-conformance -- replay --endpoint $(ENDPOINT) $(if $(ONLY),--only '$(ONLY)') $(if $(REPORT),--report $(REPORT))
 
+# Seeded Jepsen runs against a launched 3-member etcd, one after another (RUNS per nemesis,
+# DURATION s each; about 35 s a run), with a per-run table in OUT/summary.{csv,md}.
+.PHONY: jepsen-sweep
+jepsen-sweep: etcd-reference
+	$(CARGO) build -p oxetcd-conformance --bin etcd-conformance
+	JEPSEN_BIN=$${CARGO_TARGET_DIR:-target}/debug/etcd-conformance sh conformance/scripts/jepsen-sweep.sh
+
 clean:
 	$(CARGO) clean

@@ -2,7 +2,10 @@
 //! history (invocation and completion times, unknown outcomes), faults are injected on
 //! a locally launched cluster on a seeded schedule, and the history is checked for
 //! linearizability (porcupine-rs against the sequential models in [`model`]), stale or
-//! future serializable reads, lost acknowledged writes and watch anomalies.
+//! future serializable reads, lost acknowledged writes and watch anomalies. Leases lost
+//! to a paused leader's stale lessor after it resumed (etcd-io/etcd#15247, fixed after
+//! 3.4.23) are reported as a known etcd deviation, not as a violation
+//! ([`check::STALE_LEADER_LEASES`]).
 
 pub mod check;
 pub mod client;
