@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use oxetcd_conformance::jepsen::Nemesis;
 use oxetcd_conformance::jepsen::check::{
-    LinOptions, ModelKind, STALE_LEADER_LEASES, Verdict, check_linearizable, lost_writes,
-    serializable_anomalies, settle_unknown_writes,
+    LinOptions, ModelKind, STALE_LEADER_LEASES, Verdict, check_linearizable, deleted_leases,
+    lost_writes, serializable_anomalies, settle_unknown_writes,
 };
 use oxetcd_conformance::jepsen::history::{
     Cond, History, Kv, KvOp, KvResult, Op, PausedLeader, Request, Response, WatchEvent, WatchStream,
@@ -73,6 +73,7 @@ fn opts(model: ModelKind) -> LinOptions {
         serializable_as_linearizable: false,
         html_dir: None,
         paused_leaders: vec![],
+        deleted_leases: None,
     }
 }
 
@@ -479,6 +480,39 @@ fn keep_alive_acknowledged_by_a_resumed_stale_leader_is_a_known_etcd_deviation()
         "{}",
         r.deviations[0]
     );
+}
+
+#[test]
+fn leases_whose_keys_the_store_deleted_are_found_by_value() {
+    let h = vec![
+        op(0, 0, 10, lease_put("k/a", "1", 9), put_ok(2)),
+        op(0, 20, 30, lease_put("k/b", "2", 8), put_ok(3)),
+        op(0, 40, 50, Request::put("k/b", "3", None), put_ok(4)),
+        op(0, 60, 70, Request::put("k/c", "4", None), put_ok(5)),
+    ];
+    // k/a (lease 9) deleted; k/b deleted after a put without a lease; k/c deleted.
+    let log = log_of(&[
+        (2, "k/a", Some("1")),
+        (3, "k/b", Some("2")),
+        (4, "k/b", Some("3")),
+        (5, "k/c", Some("4")),
+        (6, "k/a", None),
+        (7, "k/b", None),
+        (7, "k/c", None),
+    ]);
+    assert_eq!(
+        deleted_leases(&h, &log).into_iter().collect::<Vec<_>>(),
+        vec![9]
+    );
+    // With the store's history saying lease 9's key was never deleted, an early loss
+    // of lease 9 is not put down to the stale leader.
+    let mut early = kept_alive_lease(4_500);
+    early.push(op(1, 5_300, 5_310, Request::get("k/a"), got(4, vec![])));
+    let o = LinOptions {
+        deleted_leases: Some(std::collections::BTreeSet::new()),
+        ..opts_with_pause()
+    };
+    assert_eq!(check_linearizable(&early, &o).verdict, Verdict::Violation);
 }
 
 #[test]

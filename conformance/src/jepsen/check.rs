@@ -84,6 +84,47 @@ pub struct LinOptions {
     /// Leaders paused and resumed during the run: windows in which the known deviation
     /// [`STALE_LEADER_LEASES`] is allowed (global KV model only).
     pub paused_leaders: Vec<PausedLeader>,
+    /// Leases whose keys the store's complete history shows deleted (`None`: no complete
+    /// history). Only leases seen gone (there, or by a "lease not found" answer) are
+    /// considered for the stale-leader deviation.
+    pub deleted_leases: Option<BTreeSet<i64>>,
+}
+
+/// The leases whose keys `log` (the store's history) shows deleted: a delete of a key
+/// whose value then was written by a put attached to the lease.
+pub fn deleted_leases(history: &[Op], log: &[WatchEvent]) -> BTreeSet<i64> {
+    let mut lease_of_value = BTreeMap::new();
+    for op in history {
+        if let Request::Txn { then, .. } = &op.req {
+            for o in then {
+                if let KvOp::Put {
+                    key,
+                    value,
+                    lease: Some(l),
+                } = o
+                {
+                    lease_of_value.insert((key.as_str(), value.as_str()), *l);
+                }
+            }
+        }
+    }
+    let mut current: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for e in log {
+        match &e.value {
+            Some(v) => {
+                current.insert(&e.key, v);
+            }
+            None => {
+                if let Some(v) = current.remove(e.key.as_str())
+                    && let Some(l) = lease_of_value.get(&(e.key.as_str(), v))
+                {
+                    out.insert(*l);
+                }
+            }
+        }
+    }
+    out
 }
 
 const NEVER: i64 = i64::MAX;
@@ -331,7 +372,8 @@ fn stale_ack(o: &Op, l: &PausedLeader) -> bool {
 /// knew of (granted before the pause, not revoked by then) whose TTL, counted from the
 /// last renewal it acknowledged before the pause, ran out before the window's end; it
 /// may have acknowledged the lease's keep-alives that waited for it (see [`stale_ack`]).
-fn allowances(history: &[Op], leaders: &[PausedLeader]) -> Vec<Allowance> {
+fn allowances(history: &[Op], opts: &LinOptions) -> Vec<Allowance> {
+    let leaders = &opts.paused_leaders;
     let mut out = BTreeSet::new();
     let ttls: BTreeMap<i64, i64> = history
         .iter()
@@ -345,6 +387,27 @@ fn allowances(history: &[Op], leaders: &[PausedLeader]) -> Vec<Allowance> {
         let end = l.resumed.saturating_add(window_nanos());
         for (&id, &ttl) in &ttls {
             let ops: Vec<&Op> = history.iter().filter(|o| lease_of(o) == Some(id)).collect();
+            let seen_gone = ops.iter().any(|o| o.resp == Some(Response::LeaseNotFound))
+                || opts.deleted_leases.as_ref().is_none_or(|d| d.contains(&id));
+            if !seen_gone {
+                continue;
+            }
+            // When the lease could expire by the resume anyway, a revoke after it
+            // needs no allowance.
+            let renewed = ops
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.req,
+                        Request::LeaseGrant { .. } | Request::LeaseKeepAlive { .. }
+                    ) && o.resp == Some(Response::LeaseOk)
+                })
+                .map(|o| o.call)
+                .max()
+                .unwrap_or(0);
+            let expiry = renewed
+                .saturating_add(ttl.saturating_mul(1_000_000_000))
+                .saturating_sub(50_000_000);
             let granted_before = ops
                 .iter()
                 .any(|o| matches!(o.req, Request::LeaseGrant { .. }) && o.call < l.paused);
@@ -368,7 +431,7 @@ fn allowances(history: &[Op], leaders: &[PausedLeader]) -> Vec<Allowance> {
                 .unwrap_or(l.paused)
                 .saturating_add(ttl.saturating_mul(1_000_000_000))
                 .saturating_sub(50_000_000);
-            if granted_before && !revoked_before && stale_expiry <= end {
+            if granted_before && !revoked_before && stale_expiry <= end && expiry > l.resumed {
                 out.insert(Allowance::Revoke { window, id });
             }
             if ops.iter().any(|o| stale_ack(o, l)) {
@@ -454,7 +517,7 @@ fn stale_leader_deviations(history: &[Op], opts: &LinOptions) -> Option<Vec<Allo
         let ops = operations_allowing(history, opts, allowed);
         porcupine_rs::check_operations_timeout::<KvModel>(&ops, left) == CheckResult::Ok
     };
-    let mut needed = allowances(history, &opts.paused_leaders);
+    let mut needed = allowances(history, opts);
     if needed.is_empty() || !passes(&needed) {
         return None;
     }

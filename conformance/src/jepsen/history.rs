@@ -9,8 +9,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A condition of a transaction (`Compare` with `EQUAL`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Cond {
     /// The key's version equals the value (0: the key does not exist).
     Version(String, i64),
@@ -19,7 +21,7 @@ pub enum Cond {
 }
 
 /// One KV request inside a transaction.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvOp {
     /// Range over one key (`prefix == false`) or every key starting with `key`.
     Range {
@@ -67,7 +69,7 @@ impl KvOp {
 }
 
 /// A client request.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Request {
     /// A transaction (plain KV requests are transactions without compares).
     Txn {
@@ -162,7 +164,7 @@ impl Request {
 }
 
 /// A key as returned by a Range.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Kv {
     /// The key.
     pub key: String,
@@ -179,7 +181,7 @@ pub struct Kv {
 }
 
 /// The result of one op inside a transaction.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvResult {
     /// Keys returned by a Range, sorted by key.
     Range(Vec<Kv>),
@@ -190,7 +192,7 @@ pub enum KvResult {
 }
 
 /// A response.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Response {
     /// A transaction's response.
     Txn {
@@ -208,7 +210,7 @@ pub enum Response {
 }
 
 /// One recorded operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
     /// The client (one sequential process) that issued it.
     pub client: u32,
@@ -233,7 +235,7 @@ impl Op {
 }
 
 /// A watch event as delivered to a watcher.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct WatchEvent {
     /// The revision at which it happened.
     pub revision: i64,
@@ -245,7 +247,7 @@ pub struct WatchEvent {
 
 /// What one watcher received (a logical stream: reconnections resume after the last
 /// revision received).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchStream {
     /// The watcher's number.
     pub watcher: u32,
@@ -258,7 +260,7 @@ pub struct WatchStream {
 }
 
 /// Everything a run recorded.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// Client operations.
     pub ops: Vec<Op>,
@@ -276,7 +278,7 @@ pub struct History {
 
 /// A member that was the leader when it was paused (SIGSTOP) and was later resumed
 /// (SIGCONT). Until it learns of the new term, its lessor still acts as the primary.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PausedLeader {
     /// The member's name.
     pub member: String,

@@ -62,6 +62,10 @@ pub struct JepsenArgs {
     /// Directory for the history and the HTML visualisation of a violation.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Check the `history.json` of an earlier run (written with `--out`) again instead
+    /// of running anything.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["launch", "endpoints"])]
+    pub recheck: Option<PathBuf>,
     /// Testing aid: issue serializable Gets and check them as if linearizable.
     #[arg(long, hide = true)]
     pub serializable_as_linearizable: bool,
@@ -101,6 +105,18 @@ impl JepsenArgs {
 /// 1: a violation was found, 2: the run itself failed).
 pub fn main(args: &JepsenArgs) -> i32 {
     let cfg = args.config();
+    if let Some(path) = &args.recheck {
+        return match run::recheck(path, &cfg) {
+            Ok(report) => {
+                print!("{}", report.render());
+                if report.passed() { 0 } else { 1 }
+            }
+            Err(e) => {
+                eprintln!("etcd-conformance jepsen: {e}");
+                2
+            }
+        };
+    }
     if cfg.launch.is_none() && cfg.endpoints.is_empty() {
         eprintln!("etcd-conformance jepsen: give --launch BIN or --endpoints URLS");
         return 2;

@@ -22,7 +22,9 @@ use super::liar;
 use super::watch::{WatchReport, check_watches};
 
 /// The client workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum Workload {
     /// Put/Get on a few keys; some serializable Gets (checked separately).
     Register,
@@ -805,6 +807,44 @@ async fn run_on(cfg: &Config, mut cluster: Option<&mut Cluster>) -> Result<RunRe
     ))
 }
 
+/// What `history.json` holds: a run's history and what its checks need, so it can be
+/// checked again later (`etcd-conformance jepsen --recheck FILE`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    /// The workload.
+    pub workload: Workload,
+    /// The store's revision before the run.
+    pub initial_revision: i64,
+    /// Whether serializable reads were checked as linearizable.
+    pub serializable_as_linearizable: bool,
+    /// The faults injected.
+    pub faults: Vec<String>,
+    /// Problems of the run itself.
+    pub errors: Vec<String>,
+    /// The history.
+    pub history: History,
+}
+
+/// Checks a history saved by an earlier run with `--out` (its `history.json`) again,
+/// with `cfg`'s check options.
+pub fn recheck(path: &std::path::Path, cfg: &Config) -> Result<RunReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rec: Recorded =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = Config {
+        workload: rec.workload,
+        serializable_as_linearizable: rec.serializable_as_linearizable,
+        ..cfg.clone()
+    };
+    Ok(check_history(
+        &cfg,
+        &rec.history,
+        rec.initial_revision,
+        rec.faults,
+        rec.errors,
+    ))
+}
+
 /// Runs every check on a recorded history.
 pub fn check_history(
     cfg: &Config,
@@ -824,6 +864,8 @@ pub fn check_history(
         serializable_as_linearizable: cfg.serializable_as_linearizable,
         html_dir: cfg.out_dir.clone(),
         paused_leaders: history.paused_leaders.clone(),
+        deleted_leases: (errors.is_empty() && !history.log.is_empty())
+            .then(|| check::deleted_leases(&history.ops, &history.log)),
     };
     // With the store's complete history, settle writes of unknown outcome first.
     let complete = errors.is_empty() && !history.log.is_empty();
@@ -854,6 +896,16 @@ pub fn check_history(
             let _ = writeln!(text, "rev {} {} {:?}", e.revision, e.key, e.value);
         }
         std::fs::write(&path, text).ok()?;
+        let recorded = Recorded {
+            workload: cfg.workload,
+            initial_revision,
+            serializable_as_linearizable: cfg.serializable_as_linearizable,
+            faults: faults.clone(),
+            errors: errors.clone(),
+            history: history.clone(),
+        };
+        let json = serde_json::to_string(&recorded).ok()?;
+        std::fs::write(d.join("history.json"), json).ok()?;
         Some(path)
     });
     RunReport {
