@@ -304,8 +304,8 @@ pub fn check_linearizable(history: &[Op], opts: &LinOptions) -> LinReport {
 enum Allowance {
     /// The paused leader of `window` may revoke lease `id` after it resumed.
     Revoke { window: usize, id: i64 },
-    /// Keep-alives of lease `id` during `window` may have been acknowledged by the
-    /// paused leader's lessor only (they do not extend the lease).
+    /// Keep-alives of lease `id` answered just after the resume of `window`'s leader may
+    /// have been acknowledged by its stale lessor only (they do not extend the lease).
     StaleAcks { window: usize, id: i64 },
 }
 
@@ -322,13 +322,21 @@ impl Allowance {
         };
         match self {
             Allowance::Revoke { .. } => {
+                // The last acknowledged keep-alive before the lease was seen gone.
+                let gone = history
+                    .iter()
+                    .filter(|o| lease_of(o) == Some(id) && o.resp == Some(Response::LeaseNotFound))
+                    .filter_map(|o| o.ret)
+                    .min()
+                    .unwrap_or(NEVER)
+                    .min(l.resumed.saturating_add(window_nanos()));
                 let last = history
                     .iter()
                     .filter(|o| {
                         o.req == Request::LeaseKeepAlive { id } && o.resp == Some(Response::LeaseOk)
                     })
                     .map(|o| o.call)
-                    .filter(|c| *c < l.resumed + window_nanos())
+                    .filter(|c| *c < gone)
                     .max();
                 format!(
                     "{STALE_LEADER_LEASES}: lease {id:x} revoked early by {} (the leader, paused at {:.1} s, resumed at {:.1} s){}",
