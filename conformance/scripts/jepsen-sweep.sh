@@ -11,6 +11,7 @@
 #   OUT         results directory [jepsen-sweep]  RUNS      runs per nemesis [20]
 #   DURATION    seconds per run [30]              CLIENTS   clients [4]
 #   SEED_BASE   first seed [1000]                 START     first run index to do [0]
+#   ONLY        run only these indices (e.g. "17 103": runs to do again)
 #   NEMESES     [kill pause partition restart leader-kill mixed]
 #   WORKLOADS   rotated over each nemesis's runs [register kv-txn watch lease]
 #   LAST        a workload whose runs are done last [lease] ("" keeps the plain order)
@@ -124,6 +125,9 @@ echo "jepsen-sweep: $total runs of $DURATION s against $NODES x $LAUNCH, results
 failures=0
 plan | while read -r idx nem wl seed; do
     [ "$idx" -lt "$START" ] && continue
+    if [ -n "${ONLY:-}" ]; then
+        case " $ONLY " in *" $idx "*) ;; *) continue ;; esac
+    fi
     id=$(printf '%03d-%s-%s-%s' "$idx" "$nem" "$wl" "$seed")
     t0=$(date +%s)
     # The binary is opened afresh by every run: replacing it (mv) takes effect from the next run.

@@ -299,11 +299,15 @@ impl Cluster {
                 match client.revision("/jepsen-health").await {
                     Ok(_) => break,
                     Err(e) if tokio::time::Instant::now() >= deadline => {
+                        let log =
+                            std::fs::read_to_string(self.dir.path().join(format!("n{i}.log")))
+                                .unwrap_or_default();
+                        let tail: Vec<&str> = log.lines().rev().take(3).collect();
                         return Err(ClusterError::Unhealthy(format!(
-                            "{} ({}) did not answer: {e}; logs in {}",
+                            "{} ({}) did not answer: {e}; the end of its log: {}",
                             m.name,
                             m.client_url,
-                            self.dir.path().display()
+                            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
                         )));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

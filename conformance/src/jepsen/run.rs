@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::check::{self, LinOptions, LinReport, ModelKind, Verdict};
 use super::client::{EtcdClient, Outcome, watch_once};
-use super::cluster::Cluster;
+use super::cluster::{Cluster, ClusterError};
 use super::history::{
     Cond, History, KvOp, KvResult, Op, PausedLeader, Request, Response, WatchEvent, WatchStream,
 };
@@ -582,11 +582,22 @@ async fn watcher_loop(
 /// Runs the whole thing: cluster, workload, nemesis, healing, checks.
 pub async fn run(cfg: &Config) -> Result<RunReport, String> {
     let mut cluster = match &cfg.launch {
-        Some(bin) => Some(
-            Cluster::launch(bin, cfg.nodes, cfg.seed)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
+        Some(bin) => {
+            // Free ports are released before the members bind them, so another process
+            // may take one meanwhile: a cluster that does not come up is launched again
+            // on fresh ports (twice at most).
+            let mut launched = Cluster::launch(bin, cfg.nodes, cfg.seed).await;
+            for _ in 0..2 {
+                match &launched {
+                    Err(ClusterError::Unhealthy(e)) => {
+                        eprintln!("etcd-conformance jepsen: launching again: {e}");
+                        launched = Cluster::launch(bin, cfg.nodes, cfg.seed).await;
+                    }
+                    _ => break,
+                }
+            }
+            Some(launched.map_err(|e| e.to_string())?)
+        }
         None => None,
     };
     let result = run_on(cfg, cluster.as_mut()).await;
