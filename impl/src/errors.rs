@@ -68,11 +68,21 @@ pub fn lease(error: LeaseError) -> Status {
     Status::new(code, error.to_string())
 }
 
+/// A refusal by a raised alarm as etcd sends it (`ErrGRPCNoSpace`, `ErrGRPCCorrupt`).
+pub fn alarm(error: oxetcd_spec::alarm::AlarmError) -> Status {
+    let code = match error {
+        oxetcd_spec::alarm::AlarmError::NoSpace => Code::ResourceExhausted,
+        oxetcd_spec::alarm::AlarmError::Corrupt => Code::DataLoss,
+    };
+    Status::new(code, error.to_string())
+}
+
 /// An apply error as etcd sends it.
 pub fn apply(error: ApplyError) -> Status {
     match error {
         ApplyError::Mvcc(error) => mvcc(error),
         ApplyError::Lease(error) => lease(error),
+        ApplyError::Alarm(error) => alarm(error),
         other => Status::new(Code::Unknown, other.to_string()),
     }
 }

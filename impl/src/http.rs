@@ -107,7 +107,7 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "etcd_mvcc_db_total_size_in_bytes",
         "gauge",
         "Total size of the underlying database physically allocated in bytes.",
-        state.data_dir.disk_space_bytes().to_string(),
+        state.data_dir.backend_size_bytes().to_string(),
     );
     let fsync_seconds = Duration::from_micros(load(&status.fsync_micros)).as_secs_f64();
     let fsyncs = load(&status.fsyncs);

@@ -12,6 +12,7 @@ pub mod http;
 pub mod logging;
 pub mod node_loop;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod v3;
 pub mod version;

@@ -1,5 +1,7 @@
 //! The `oxetcd` binary: an etcd-compatible server. With no arguments it behaves like
 //! `./etcd`: member `default`, data in `./default.etcd`, clients on 127.0.0.1:2379.
+//! `oxetcd snapshot restore FILE --data-dir DIR` rebuilds a data dir from a snapshot
+//! file (see `oxetcd::snapshot`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -7,6 +9,10 @@ use std::process::ExitCode;
 use oxetcd::config::{self, Invocation};
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "snapshot") {
+        return snapshot_command(&args[2..]);
+    }
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let invocation = match config::load(std::env::args_os(), &env) {
         Ok(invocation) => invocation,
@@ -43,6 +49,39 @@ fn main() -> ExitCode {
             tracing::info!("etcd Version: {}", oxetcd::version::ETCD_VERSION);
             tracing::info!("oxetcd Version: {}", oxetcd::version::OXETCD_VERSION);
             serve(*config)
+        }
+    }
+}
+
+/// `oxetcd snapshot restore FILE [flags]`.
+fn snapshot_command(args: &[std::ffi::OsString]) -> ExitCode {
+    use clap::Parser;
+    if args.first().is_none_or(|a| a != "restore") {
+        eprintln!(
+            "usage: oxetcd snapshot restore FILE --data-dir DIR [--name ...] [--initial-cluster ...] [--initial-cluster-token ...] [--initial-advertise-peer-urls ...] [--skip-hash-check]"
+        );
+        return ExitCode::from(2);
+    }
+    let restore_args = match oxetcd::snapshot::restore::RestoreArgs::try_parse_from(args) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    match oxetcd::snapshot::restore::restore(&restore_args) {
+        Ok(data_dir) => {
+            println!(
+                "restored snapshot {} into data dir {} (member {})",
+                restore_args.file.display(),
+                data_dir.display(),
+                restore_args.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("Error: {error}");
+            ExitCode::from(1)
         }
     }
 }

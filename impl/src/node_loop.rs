@@ -98,6 +98,8 @@ pub struct Status {
     pub fsync_micros: AtomicU64,
     /// Times this member saw a leader change.
     pub leader_changes: AtomicU64,
+    /// Bytes the database occupies on disk, sampled (see `v3::maintenance`).
+    pub db_size: AtomicU64,
 }
 
 /// The handle the API uses to talk to the loop.

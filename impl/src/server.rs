@@ -150,6 +150,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
         config: config.clone(),
     };
+    crate::v3::maintenance::start_background(&ctx, &data);
     let router = client_router(&ctx, &data);
     let mut client_addrs = Vec::new();
     for listen in &config.listen_client_urls {

@@ -3,7 +3,7 @@
 //! Everything that decides what the cluster does lives here, once: Raft ([`raft`]),
 //! the revisioned key-value store ([`mvcc`]), leases ([`lease`]), authentication and
 //! authorisation ([`auth`]), the v2 tree store ([`v2`]), cluster membership
-//! ([`membership`]) and the applier ([`apply`]) that turns one committed log entry into
+//! ([`membership`]), member alarms ([`alarm`]) and the applier ([`apply`]) that turns one committed log entry into
 //! one response. The production server (`impl/`) and the stateright models
 //! (`model-check/`) both drive these types verbatim.
 //!
@@ -15,6 +15,7 @@
 //! enforces this.
 #![deny(missing_docs)]
 
+pub mod alarm;
 pub mod apply;
 pub mod auth;
 pub mod lease;

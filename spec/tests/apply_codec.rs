@@ -2,6 +2,7 @@
 //! format version 1 layout is pinned byte for byte (a data dir written today must stay
 //! readable), and malformed bytes give an error, never a panic.
 
+use oxetcd_spec::alarm::{AlarmAction, AlarmRequest, AlarmType};
 use oxetcd_spec::apply::codec::{self, CodecError, FORMAT_VERSION, MAX_TXN_DEPTH};
 use oxetcd_spec::apply::{AuthCommand, AuthInfo, Command, MemberChange, Proposal};
 use oxetcd_spec::auth::{Permission, PermissionType};
@@ -233,7 +234,7 @@ struct P(Proposal);
 
 impl Arbitrary for P {
     fn arbitrary(g: &mut Gen) -> Self {
-        let command = match u8::arbitrary(g) % 10 {
+        let command = match u8::arbitrary(g) % 11 {
             0 => Command::Range(range(g)),
             1 => Command::Put(put(g)),
             2 => Command::DeleteRange(delete(g)),
@@ -251,6 +252,19 @@ impl Arbitrary for P {
             },
             7 => Command::Auth(auth_command(g)),
             8 => Command::V2(v2_request(g)),
+            9 => Command::Alarm(AlarmRequest {
+                action: *g
+                    .choose(&[
+                        AlarmAction::Get,
+                        AlarmAction::Activate,
+                        AlarmAction::Deactivate,
+                    ])
+                    .unwrap_or(&AlarmAction::Get),
+                member_id: u64::arbitrary(g),
+                alarm: *g
+                    .choose(&[AlarmType::None, AlarmType::NoSpace, AlarmType::Corrupt])
+                    .unwrap_or(&AlarmType::None),
+            }),
             _ => Command::Membership(member_change(g)),
         };
         let auth = bool::arbitrary(g).then(|| AuthInfo {

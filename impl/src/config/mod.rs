@@ -125,6 +125,22 @@ pub struct Config {
     pub accepted_only: BTreeMap<String, String>,
 }
 
+/// etcd's default `--quota-backend-bytes` (2 GiB), used when 0 is given.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// etcd's largest recommended quota (8 GiB); more is warned about.
+pub const MAX_QUOTA_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+
+impl Config {
+    /// The backend quota in force: `--quota-backend-bytes`, or etcd's default for 0.
+    pub fn quota_bytes(&self) -> u64 {
+        if self.quota_backend_bytes == 0 {
+            DEFAULT_QUOTA_BYTES
+        } else {
+            self.quota_backend_bytes
+        }
+    }
+}
+
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Invocation {

@@ -74,6 +74,39 @@ impl FjallBackend {
     pub fn data_dir(&self) -> &DataDir {
         &self.data
     }
+
+    /// Calls `visit` with every pair of every bucket, bucket by bucket in
+    /// [`Bucket::ALL`] order and keys in order, from one consistent point-in-time view
+    /// of the database (later writes are not seen). Stops at `visit`'s first error.
+    ///
+    /// # Errors
+    /// fjall's read error, or `visit`'s.
+    pub fn visit_all(
+        &self,
+        mut visit: impl FnMut(Bucket, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        use fjall::Readable;
+        let view = self.data.db.snapshot();
+        for (bucket, handle) in &self.buckets {
+            for item in view.iter(&handle.0) {
+                let (key, value) = item.into_inner().map_err(std::io::Error::other)?;
+                visit(*bucket, &key, &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `pairs` (bucket, key, value) as one fjall batch.
+    ///
+    /// # Errors
+    /// fjall's error.
+    pub fn insert_all(&self, pairs: &[(Bucket, Vec<u8>, Vec<u8>)]) -> Result<(), BackendError> {
+        let mut batch = self.data.db.batch();
+        for (bucket, key, value) in pairs {
+            batch.insert(self.keyspace(*bucket)?, key.as_slice(), value.as_slice());
+        }
+        batch.commit().map_err(backend_error)
+    }
 }
 
 impl Backend for FjallBackend {

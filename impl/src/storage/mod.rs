@@ -169,6 +169,48 @@ impl DataDir {
         allocated_bytes(&self.path)
     }
 
+    /// The size of the applied state (every `bucket_*` keyspace: tables on disk plus the
+    /// active memtable), the figure etcd reports as its backend (bbolt) size: the Raft
+    /// log is not counted, as etcd does not count its WAL. Compaction and
+    /// [`DataDir::defragment`] shrink it.
+    pub fn backend_size_bytes(&self) -> u64 {
+        use fjall::AbstractTree;
+        self.db
+            .list_keyspace_names()
+            .iter()
+            .filter(|name| name.starts_with("bucket_"))
+            .filter_map(|name| self.db.keyspace(name, KeyspaceCreateOptions::default).ok())
+            .map(|keyspace| keyspace.tree.disk_space() + keyspace.tree.active_memtable().size())
+            .sum()
+    }
+
+    /// A directory beside the database for temporary files (snapshots being sent); not
+    /// counted in [`DataDir::disk_space_bytes`].
+    pub fn spool_dir(&self) -> PathBuf {
+        self.path.with_file_name("oxetcd-spool")
+    }
+
+    /// Defragments: flushes every keyspace's memtable and compacts all its tables into
+    /// one run, dropping overwritten and deleted data, then syncs. Blocks until done.
+    ///
+    /// # Errors
+    /// fjall's error.
+    pub fn defragment(&self) -> Result<(), StorageError> {
+        for name in self.db.list_keyspace_names() {
+            let keyspace = self
+                .db
+                .keyspace(&name, KeyspaceCreateOptions::default)
+                .map_err(|source| self.fjall(source))?;
+            keyspace
+                .rotate_memtable_and_wait()
+                .map_err(|source| self.fjall(source))?;
+            keyspace
+                .major_compact()
+                .map_err(|source| self.fjall(source))?;
+        }
+        self.sync()
+    }
+
     fn fjall(&self, source: fjall::Error) -> StorageError {
         StorageError::Fjall {
             path: self.path.clone(),

@@ -1,17 +1,130 @@
-//! `etcdserverpb.Maintenance`: Status with real figures, HashKV, Alarm (no alarms are
-//! raised yet: the quota is not enforced), Defragment (fjall compacts on its own, so
-//! there is nothing to do). Hash, Snapshot, MoveLeader and Downgrade are not served yet.
+//! `etcdserverpb.Maintenance`: Status with real figures, HashKV, Alarm (through the
+//! log; NOSPACE raised by the quota check below), Defragment (flushes and fully
+//! compacts every fjall keyspace), Snapshot (streams a snapshot file, see
+//! [`crate::snapshot`], in 32 KiB chunks with `remaining_bytes`, then etcd's SHA-256
+//! trailer as the last message). Hash, MoveLeader and Downgrade are not served yet.
+//!
+//! Quota: [`check_quota`] runs before every proposal that adds data (put, txn with
+//! puts, lease grant): if the database size plus etcd's cost estimate reaches
+//! `--quota-backend-bytes`, it raises the NOSPACE alarm through the log and refuses the
+//! request with "etcdserver: mvcc: database space exceeded", as etcd does. The size is
+//! that of the applied state (`DataDir::backend_size_bytes`, not the Raft log, as etcd
+//! does not count its WAL), sampled every heartbeat by the sampler [`start_background`]
+//! starts; Status and `etcd_mvcc_db_total_size_in_bytes` report the same figure.
 
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures::Stream;
 use oxetcd_api::etcdserverpb as pb;
+use oxetcd_spec::alarm::{AlarmAction, AlarmError, AlarmMember, AlarmRequest, AlarmType};
+use oxetcd_spec::apply::{Command, Response};
 use tonic::{Request, Status};
 
 use super::Context;
 use crate::errors;
 use crate::version::ETCD_VERSION;
+
+/// Bytes per Snapshot message (etcd's `snapshotSendBufferSize`).
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+/// Refuses `command` if it adds data and the database has reached the quota, raising
+/// the NOSPACE alarm for this member first (etcd's `quotaKVServer`/`quotaLeaseServer`).
+///
+/// # Errors
+/// etcd's `ErrGRPCNoSpace`.
+pub async fn check_quota(ctx: &Context, command: &Command) -> Result<(), Status> {
+    let cost = oxetcd_spec::alarm::quota_cost(command.guarded());
+    if cost == 0 {
+        return Ok(());
+    }
+    let size = ctx.node.status.db_size.load(Ordering::Relaxed);
+    if size.saturating_add(cost) < ctx.config.quota_bytes() {
+        return Ok(());
+    }
+    let raise = Command::Alarm(AlarmRequest {
+        action: AlarmAction::Activate,
+        member_id: ctx.node.member_id,
+        alarm: AlarmType::NoSpace,
+    });
+    let already = ctx.read(|state| state.alarms().is_raised(AlarmType::NoSpace))?;
+    if !already && ctx.propose_unchecked(raise).await.is_ok() {
+        tracing::warn!(
+            "etcdserver: alarm NOSPACE raised by peer {:x} (database size {size} bytes, quota {} bytes)",
+            ctx.node.member_id,
+            ctx.config.quota_bytes()
+        );
+    }
+    Err(errors::alarm(AlarmError::NoSpace))
+}
+
+/// Starts what runs beside the API: the database size sampler and the auto-compactor,
+/// and logs the quota in force as etcd does.
+pub fn start_background(ctx: &Context, data_dir: &crate::storage::DataDir) {
+    let quota = ctx.config.quota_bytes();
+    if ctx.config.quota_backend_bytes == 0 {
+        tracing::info!(
+            "etcdserver: enabled backend quota with default value (quota size {quota} bytes)"
+        );
+    } else {
+        if quota > crate::config::MAX_QUOTA_BYTES {
+            tracing::warn!(
+                "etcdserver: backend quota {quota} exceeds maximum recommended quota {}",
+                crate::config::MAX_QUOTA_BYTES
+            );
+        }
+        tracing::info!("etcdserver: enabled backend quota (quota size {quota} bytes)");
+    }
+    let period = Duration::from_millis(ctx.config.heartbeat_interval_ms.max(10));
+    spawn_size_sampler(ctx, data_dir.clone(), period);
+}
+
+/// Samples the database's disk space into `Status::db_size` now and then every
+/// `period`, for the quota check, Status and metrics.
+fn spawn_size_sampler(ctx: &Context, data_dir: crate::storage::DataDir, period: Duration) {
+    let status = ctx.node.status.clone();
+    status
+        .db_size
+        .store(data_dir.backend_size_bytes(), Ordering::Relaxed);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            let data_dir = data_dir.clone();
+            if let Ok(size) =
+                tokio::task::spawn_blocking(move || data_dir.backend_size_bytes()).await
+            {
+                status.db_size.store(size, Ordering::Relaxed);
+            }
+        }
+    });
+}
+
+fn alarm_to_pb(member: &AlarmMember) -> pb::AlarmMember {
+    pb::AlarmMember {
+        member_id: member.member_id,
+        alarm: i32::from(member.alarm.code()),
+    }
+}
+
+fn alarm_name(alarm: AlarmType) -> &'static str {
+    match alarm {
+        AlarmType::None => "NONE",
+        AlarmType::NoSpace => "NOSPACE",
+        AlarmType::Corrupt => "CORRUPT",
+    }
+}
+
+/// etcd's text form of an alarm in Status errors (the protobuf text form).
+fn alarm_text(member: &AlarmMember) -> String {
+    format!(
+        "memberID:{} alarm:{} ",
+        member.member_id,
+        alarm_name(member.alarm)
+    )
+}
 
 /// The Maintenance service.
 #[derive(Clone, Debug)]
@@ -32,12 +145,50 @@ impl MaintenanceService {
 impl pb::maintenance_server::Maintenance for MaintenanceService {
     async fn alarm(
         &self,
-        _request: Request<pb::AlarmRequest>,
+        request: Request<pb::AlarmRequest>,
     ) -> Result<tonic::Response<pb::AlarmResponse>, Status> {
+        let request = request.into_inner();
+        let alarm = u8::try_from(request.alarm)
+            .ok()
+            .and_then(AlarmType::from_code)
+            .unwrap_or(AlarmType::None);
+        let action = match request.action {
+            1 => AlarmAction::Activate,
+            2 => AlarmAction::Deactivate,
+            _ => AlarmAction::Get,
+        };
+        let alarms = if action == AlarmAction::Get {
+            self.ctx.read(|state| state.alarms().get(alarm))?
+        } else {
+            let command = Command::Alarm(AlarmRequest {
+                action,
+                member_id: request.member_id,
+                alarm,
+            });
+            match self
+                .ctx
+                .propose_unchecked(command)
+                .await?
+                .result
+                .map_err(errors::apply)?
+            {
+                Response::Alarm(alarms) => alarms,
+                _ => return Err(Status::internal("oxetcd: unexpected response to an alarm")),
+            }
+        };
+        if action == AlarmAction::Deactivate {
+            for member in &alarms {
+                tracing::warn!(
+                    "etcdserver: alarm {} cleared by peer {:x}",
+                    alarm_name(member.alarm),
+                    member.member_id
+                );
+            }
+        }
         // etcd 3.4.23 answers Alarm (GET, ACTIVATE, DEACTIVATE) with no header at all.
         Ok(tonic::Response::new(pb::AlarmResponse {
             header: None,
-            alarms: Vec::new(),
+            alarms: alarms.iter().map(alarm_to_pb).collect(),
         }))
     }
 
@@ -46,7 +197,17 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<tonic::Response<pb::StatusResponse>, Status> {
         let status = &self.ctx.node.status;
-        let db_size = i64::try_from(self.data_dir.disk_space_bytes()).unwrap_or(i64::MAX);
+        let db_size = i64::try_from(self.data_dir.backend_size_bytes()).unwrap_or(i64::MAX);
+        let mut errors: Vec<String> = Vec::new();
+        if status.leader.load(Ordering::Relaxed) == 0 {
+            errors.push("etcdserver: no leader".to_owned());
+        }
+        errors.extend(
+            self.ctx
+                .read(|state| state.alarms().get(AlarmType::None))?
+                .iter()
+                .map(alarm_text),
+        );
         Ok(tonic::Response::new(pb::StatusResponse {
             header: self.ctx.header().at(self.revision()?),
             version: ETCD_VERSION.to_owned(),
@@ -55,7 +216,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             raft_index: status.raft_index.load(Ordering::Relaxed),
             raft_term: status.term.load(Ordering::Relaxed),
             raft_applied_index: status.applied_index.load(Ordering::Relaxed),
-            errors: Vec::new(),
+            errors,
             db_size_in_use: db_size,
             is_learner: false,
         }))
@@ -65,6 +226,16 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::DefragmentRequest>,
     ) -> Result<tonic::Response<pb::DefragmentResponse>, Status> {
+        let data_dir = self.data_dir.clone();
+        tokio::task::spawn_blocking(move || data_dir.defragment())
+            .await
+            .map_err(|error| Status::internal(format!("defragment: {error}")))?
+            .map_err(|error| Status::internal(format!("defragment: {error}")))?;
+        let size = self.data_dir.backend_size_bytes();
+        self.ctx.node.status.db_size.store(size, Ordering::Relaxed);
+        tracing::info!(
+            "etcdserver: finished defragmenting the storage backend (size {size} bytes)"
+        );
         // etcd 3.4.23 answers Defragment with no header.
         Ok(tonic::Response::new(pb::DefragmentResponse {
             header: None,
@@ -107,7 +278,53 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<tonic::Response<Self::SnapshotStream>, Status> {
-        Err(errors::not_implemented("Maintenance.Snapshot"))
+        let backend = self.ctx.read(|state| state.store().backend().clone())?;
+        let spool = self.data_dir.spool_dir();
+        // Written to a temporary file first: the stream announces the remaining size.
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
+            std::fs::create_dir_all(&spool)?;
+            let mut file = tempfile::tempfile_in(&spool)?;
+            let size = crate::snapshot::write(&backend, &mut file)?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+            Ok((file, size))
+        })
+        .await
+        .map_err(|error| Status::internal(format!("snapshot: {error}")))?
+        .map_err(|error| Status::internal(format!("snapshot: {error}")))?;
+        let (mut file, total) = file;
+        tracing::info!("etcdserver: sending database snapshot to client ({total} bytes)");
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            // The body in chunks, then the SHA-256 trailer alone with 0 remaining, as
+            // etcd sends them.
+            let body = total.saturating_sub(crate::snapshot::HASH_LEN as u64);
+            let mut sent = 0u64;
+            let mut buffer = vec![0u8; SNAPSHOT_CHUNK];
+            while sent < total {
+                let limit = if sent < body { body } else { total };
+                let want = usize::try_from((limit - sent).min(SNAPSHOT_CHUNK as u64))
+                    .unwrap_or(SNAPSHOT_CHUNK);
+                if let Err(error) = file.read_exact(&mut buffer[..want]) {
+                    let _ =
+                        sender.blocking_send(Err(Status::internal(format!("snapshot: {error}"))));
+                    return;
+                }
+                sent += want as u64;
+                let message = pb::SnapshotResponse {
+                    header: None,
+                    remaining_bytes: body.saturating_sub(sent),
+                    blob: buffer[..want].to_vec(),
+                    version: String::new(),
+                };
+                if sender.blocking_send(Ok(message)).is_err() {
+                    return;
+                }
+            }
+            tracing::info!("etcdserver: sent database snapshot to client ({total} bytes)");
+        });
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
     }
 
     async fn move_leader(

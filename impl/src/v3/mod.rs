@@ -58,7 +58,14 @@ impl Context {
     }
 
     /// Proposes and waits for the applied result (bounded by [`REQUEST_TIMEOUT`]).
+    /// Requests that add data are first checked against `--quota-backend-bytes`.
     pub async fn propose(&self, command: Command) -> Result<Applied, Status> {
+        maintenance::check_quota(self, &command).await?;
+        self.propose_unchecked(command).await
+    }
+
+    /// [`Context::propose`] without the quota check.
+    pub async fn propose_unchecked(&self, command: Command) -> Result<Applied, Status> {
         match tokio::time::timeout(REQUEST_TIMEOUT, self.node.propose(command)).await {
             Ok(Ok(applied)) => Ok(applied),
             Ok(Err(error)) => Err(errors::node(&error)),

@@ -16,6 +16,9 @@
 //!   5 Compaction   revision:i64 physical:bool
 //!   6 LeaseGrant   id:i64 ttl_secs:i64
 //!   7 LeaseRevoke  id:i64
+//!   8 Alarm        action:u8 member_id:u64 alarm:u8
+//!                  (action: 0 GET 1 ACTIVATE 2 DEACTIVATE; alarm: 0 NONE 1 NOSPACE
+//!                  2 CORRUPT, etcd's numbers)
 //!   16 Auth        auth_tag:u8 then
 //!                    1 Enable | 2 Disable | 3 Authenticate name:string token:string
 //!                    | 4 UserAdd name:string hash:bytes no_password:bool
@@ -61,6 +64,7 @@
 //! [`MAX_TXN_DEPTH`], no trailing bytes) and returns an error, never panics.
 
 use super::{AuthCommand, AuthInfo, Command, MemberChange, Proposal};
+use crate::alarm::{AlarmAction, AlarmRequest, AlarmType};
 use crate::auth::{Permission, PermissionType};
 use crate::lease::LeaseId;
 use crate::membership::{ClusterVersion, Member, MemberId};
@@ -230,6 +234,16 @@ impl Writer {
             Command::Membership(c) => {
                 self.u8(48);
                 self.membership(c);
+            }
+            Command::Alarm(a) => {
+                self.u8(8);
+                self.u8(match a.action {
+                    AlarmAction::Get => 0,
+                    AlarmAction::Activate => 1,
+                    AlarmAction::Deactivate => 2,
+                });
+                self.u64(a.member_id);
+                self.u8(a.alarm.code());
             }
         }
     }
@@ -623,12 +637,38 @@ impl Reader<'_> {
             16 => Command::Auth(self.auth()?),
             32 => Command::V2(self.v2()?),
             48 => Command::Membership(self.membership()?),
+            8 => Command::Alarm(self.alarm()?),
             tag => {
                 return Err(CodecError::UnknownTag {
                     what: "command",
                     tag,
                 });
             }
+        })
+    }
+
+    fn alarm(&mut self) -> Result<AlarmRequest, CodecError> {
+        let action = match self.u8()? {
+            0 => AlarmAction::Get,
+            1 => AlarmAction::Activate,
+            2 => AlarmAction::Deactivate,
+            tag => {
+                return Err(CodecError::UnknownTag {
+                    what: "alarm action",
+                    tag,
+                });
+            }
+        };
+        let member_id = self.u64()?;
+        let tag = self.u8()?;
+        let alarm = AlarmType::from_code(tag).ok_or(CodecError::UnknownTag {
+            what: "alarm type",
+            tag,
+        })?;
+        Ok(AlarmRequest {
+            action,
+            member_id,
+            alarm,
         })
     }
 

@@ -21,6 +21,7 @@
 
 pub mod codec;
 
+use crate::alarm::{AlarmAction, AlarmError, AlarmMember, AlarmRequest, Alarms, Guarded};
 pub use crate::auth::AuthInfo;
 use crate::auth::{AuthError, AuthStore, Permission, TxnAuthMode, TxnCheck, TxnOpCheck};
 use crate::lease::{Lease, LeaseError, LeaseId, Lessor, TimeToLive};
@@ -75,6 +76,23 @@ pub enum Command {
     /// ride in the context of a Raft configuration-change entry: the server applies
     /// them with [`AppState::apply`] at that entry's index, after Raft took the change.
     Membership(MemberChange),
+    /// Raise, clear or list alarms (etcd's `AlarmRequest`).
+    Alarm(AlarmRequest),
+}
+
+impl Command {
+    /// What the command is, as far as alarms and the quota care (see
+    /// [`crate::alarm::Alarms::check`] and [`crate::alarm::quota_cost`]).
+    #[must_use]
+    pub fn guarded(&self) -> Guarded<'_> {
+        match self {
+            Command::Put(p) => Guarded::Put(p),
+            Command::Txn(t) => Guarded::Txn(t),
+            Command::Range(_) | Command::DeleteRange(_) => Guarded::ReadOrDelete,
+            Command::LeaseGrant { .. } => Guarded::LeaseGrant,
+            _ => Guarded::Other,
+        }
+    }
 }
 
 /// Membership changes as etcd 3.4 applies them (`applyConfChange`, and the v2 PUTs of
@@ -290,6 +308,8 @@ pub enum Response {
     /// For [`Command::Membership`]: the change was made (read the result from
     /// [`AppState::cluster`]).
     MembershipChanged,
+    /// For [`Command::Alarm`]: the alarms listed, raised or cleared.
+    Alarm(Vec<AlarmMember>),
 }
 
 /// Why a command had no effect, with etcd's texts.
@@ -311,6 +331,9 @@ pub enum ApplyError {
     /// A membership error.
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    /// A raised alarm refuses the request.
+    #[error(transparent)]
+    Alarm(#[from] AlarmError),
 }
 
 /// The outcome of applying one log entry.
@@ -365,6 +388,7 @@ pub struct AppState<B = MemBackend> {
     auth: AuthStore,
     v2: v2::Store,
     cluster: Cluster,
+    alarms: Alarms,
     config: AppConfig,
     applied_index: u64,
 }
@@ -379,6 +403,7 @@ impl<B: Backend> AppState<B> {
             auth: AuthStore::new(),
             v2: v2::Store::new(),
             cluster: Cluster::default(),
+            alarms: Alarms::default(),
             config,
             applied_index: 0,
         }
@@ -405,12 +430,26 @@ impl<B: Backend> AppState<B> {
                     .map_err(|_| corrupt(Bucket::Meta, CONSISTENT_INDEX_KEY, "not 8 bytes"))?,
             ),
         };
+        let mut alarms = Vec::new();
+        for (k, _) in store
+            .backend()
+            .scan(Bucket::Meta, crate::alarm::ALARM_KEY_PREFIX)?
+        {
+            if !k.starts_with(crate::alarm::ALARM_KEY_PREFIX) {
+                break;
+            }
+            alarms.push(
+                AlarmMember::from_key(&k)
+                    .ok_or_else(|| corrupt(Bucket::Meta, &k, "not an alarm key"))?,
+            );
+        }
         let mut state = Self {
             store,
             lessor: Lessor::new(config.min_lease_ttl_secs),
             auth: AuthStore::new(),
             v2: v2::Store::new(),
             cluster: Cluster::default(),
+            alarms: Alarms::from_members(alarms),
             config,
             applied_index,
         };
@@ -478,6 +517,12 @@ impl<B: Backend> AppState<B> {
     #[must_use]
     pub fn v2(&self) -> &v2::Store {
         &self.v2
+    }
+
+    /// The raised alarms.
+    #[must_use]
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
     }
 
     /// Applies the committed entry at `index`. `now_ms` is this member's clock, used
@@ -582,7 +627,8 @@ impl<B: Backend> AppState<B> {
             | Command::LeaseGrant { .. }
             | Command::Auth(_)
             | Command::V2(_)
-            | Command::Membership(_) => {}
+            | Command::Membership(_)
+            | Command::Alarm(_) => {}
         }
         Ok(())
     }
@@ -594,6 +640,8 @@ impl<B: Backend> AppState<B> {
         now_ms: u64,
         batch: &mut WriteBatch,
     ) -> Result<Response, ApplyError> {
+        // etcd's capped and corrupt appliers wrap the auth applier: alarms first.
+        self.alarms.check(command.guarded())?;
         self.check_kv_auth(command, info)?;
         Ok(match command {
             Command::Range(r) => Response::Range(self.store.range(r)?),
@@ -623,7 +671,33 @@ impl<B: Backend> AppState<B> {
                 self.execute_membership(c, now_ms)?;
                 Response::MembershipChanged
             }
+            Command::Alarm(r) => Response::Alarm(self.execute_alarm(*r, batch)),
         })
+    }
+
+    /// etcd's `applierV3backend.Alarm`.
+    fn execute_alarm(&mut self, r: AlarmRequest, batch: &mut WriteBatch) -> Vec<AlarmMember> {
+        let member = AlarmMember {
+            member_id: r.member_id,
+            alarm: r.alarm,
+        };
+        match r.action {
+            AlarmAction::Get => self.alarms.get(r.alarm),
+            AlarmAction::Activate => {
+                let (raised, added) = self.alarms.activate(member);
+                if added {
+                    batch.put(Bucket::Meta, member.key(), Vec::new());
+                }
+                raised.into_iter().collect()
+            }
+            AlarmAction::Deactivate => {
+                let cleared = self.alarms.deactivate(member);
+                if cleared.is_some() {
+                    batch.delete(Bucket::Meta, member.key());
+                }
+                cleared.into_iter().collect()
+            }
+        }
     }
 
     fn execute_membership(&mut self, c: &MemberChange, now_ms: u64) -> Result<(), ApplyError> {

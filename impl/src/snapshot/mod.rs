@@ -1,0 +1,324 @@
+//! Snapshot files: what `etcdctl snapshot save` receives from Maintenance.Snapshot and
+//! what `oxetcd snapshot restore` rebuilds a data dir from.
+//!
+//! The file is oxetcd's own format, not etcd's bbolt file: `etcdctl snapshot save`
+//! works against oxetcd (it only checks that the size is a multiple of 512 plus a
+//! 32-byte SHA-256 trailer), but `etcdctl snapshot status` and `etcdctl snapshot
+//! restore` read bbolt and refuse these files; use `oxetcd snapshot restore`. Layout:
+//!
+//! ```text
+//! file    = body sha256(body):32
+//! body    = magic:"OXETCD-SNAPSHOT\n" version:u32(=1) record* end padding
+//! record  = bucket:u8(1..=6, position in Bucket::ALL plus one) key:bytes value:bytes
+//! end     = 0:u8
+//! padding = zero bytes up to a multiple of 512 (etcdctl checks size % 512 == 32)
+//! bytes   = u32 BE length then the bytes
+//! ```
+//!
+//! The records are every pair of the applied state's buckets (MVCC history, meta with
+//! the applied index, leases, auth, members, v2 and the auth/v2 command logs), read
+//! from one consistent view.
+
+pub mod restore;
+
+use std::io::{Read, Write};
+
+use oxetcd_spec::mvcc::Bucket;
+use sha2::{Digest, Sha256};
+
+use crate::storage::backend::FjallBackend;
+
+/// The first bytes of every snapshot file.
+pub const MAGIC: &[u8; 16] = b"OXETCD-SNAPSHOT\n";
+/// The format version written.
+pub const VERSION: u32 = 1;
+/// Bodies are padded to a multiple of this (etcd's files are whole bbolt pages).
+pub const BLOCK: u64 = 512;
+/// Length of the SHA-256 trailer.
+pub const HASH_LEN: usize = 32;
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The file has no SHA-256 trailer (size is not a multiple of 512 plus 32).
+    #[error(
+        "snapshot file has no sha256 trailer ({size} bytes); refusing without --skip-hash-check"
+    )]
+    MissingHash {
+        /// The file size.
+        size: u64,
+    },
+    /// The trailer does not match the content.
+    #[error(
+        "snapshot file is corrupt: expected sha256 {expected}, got {actual} (use --skip-hash-check to restore anyway)"
+    )]
+    HashMismatch {
+        /// The trailer, hex.
+        expected: String,
+        /// The content's hash, hex.
+        actual: String,
+    },
+    /// An etcd (bbolt) snapshot file.
+    #[error(
+        "this is an etcd (bbolt) snapshot file; oxetcd restores only snapshot files saved from oxetcd"
+    )]
+    Bbolt,
+    /// Not a snapshot file, or a damaged one.
+    #[error("not an oxetcd snapshot file: {0}")]
+    Malformed(String),
+}
+
+fn bucket_code(bucket: Bucket) -> u8 {
+    let position = Bucket::ALL.iter().position(|b| *b == bucket).unwrap_or(0);
+    u8::try_from(position + 1).unwrap_or(u8::MAX)
+}
+
+fn bucket_of(code: u8) -> Option<Bucket> {
+    Bucket::ALL.get(usize::from(code).checked_sub(1)?).copied()
+}
+
+fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| std::io::Error::other("a record of 4 GiB or more"))?;
+    out.write_all(&len.to_be_bytes())?;
+    out.write_all(bytes)
+}
+
+/// Counts and hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the whole snapshot file (body and trailer) of `backend` to `out`; returns
+/// its size.
+///
+/// # Errors
+/// Read or write failures.
+pub fn write(backend: &FjallBackend, out: impl Write) -> std::io::Result<u64> {
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(64 * 1024, out),
+        hash: Sha256::new(),
+        written: 0,
+    };
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_be_bytes())?;
+    backend.visit_all(|bucket, key, value| {
+        out.write_all(&[bucket_code(bucket)])?;
+        write_bytes(&mut out, key)?;
+        write_bytes(&mut out, value)
+    })?;
+    out.write_all(&[0])?;
+    let padding = (BLOCK - out.written % BLOCK) % BLOCK;
+    out.write_all(&vec![0; usize::try_from(padding).unwrap_or(0)])?;
+    let digest = out.hash.finalize_reset();
+    out.inner.write_all(&digest)?;
+    out.inner.flush()?;
+    Ok(out.written + HASH_LEN as u64)
+}
+
+/// Whether a file of `size` bytes carries the trailer (etcd's `hasChecksum`).
+pub fn has_hash(size: u64) -> bool {
+    size % BLOCK == HASH_LEN as u64
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a whole file's trailer; returns the body (without the trailer when there is
+/// one).
+///
+/// # Errors
+/// [`SnapshotError::MissingHash`] or [`SnapshotError::HashMismatch`] unless
+/// `skip_hash_check`.
+pub fn verify(file: &[u8], skip_hash_check: bool) -> Result<&[u8], SnapshotError> {
+    let size = file.len() as u64;
+    if !has_hash(size) {
+        if skip_hash_check {
+            return Ok(file);
+        }
+        return Err(SnapshotError::MissingHash { size });
+    }
+    let (body, trailer) = file.split_at(file.len() - HASH_LEN);
+    if !skip_hash_check {
+        let actual = Sha256::digest(body);
+        if actual.as_slice() != trailer {
+            return Err(SnapshotError::HashMismatch {
+                expected: hex(trailer),
+                actual: hex(&actual),
+            });
+        }
+    }
+    Ok(body)
+}
+
+/// One record of a snapshot body.
+pub type Record = (Bucket, Vec<u8>, Vec<u8>);
+
+/// Reads the records of a body, calling `each` for every one.
+///
+/// # Errors
+/// [`SnapshotError::Bbolt`] for etcd's files, [`SnapshotError::Malformed`] otherwise.
+pub fn read_records(
+    body: &[u8],
+    mut each: impl FnMut(Record) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
+    if body.len() >= 24 && body[16..20] == 0xED0C_DAED_u32.to_le_bytes() {
+        return Err(SnapshotError::Bbolt);
+    }
+    let mut reader = body;
+    let mut magic = [0u8; 16];
+    reader
+        .read_exact(&mut magic)
+        .map_err(|_| SnapshotError::Malformed("too short".into()))?;
+    if &magic != MAGIC {
+        return Err(SnapshotError::Malformed("unknown file type".into()));
+    }
+    let version = read_u32(&mut reader)?;
+    if version != VERSION {
+        return Err(SnapshotError::Malformed(format!(
+            "unsupported format version {version}"
+        )));
+    }
+    loop {
+        let mut code = [0u8];
+        reader
+            .read_exact(&mut code)
+            .map_err(|_| SnapshotError::Malformed("truncated before the end mark".into()))?;
+        if code[0] == 0 {
+            break;
+        }
+        let bucket = bucket_of(code[0])
+            .ok_or_else(|| SnapshotError::Malformed(format!("unknown bucket {}", code[0])))?;
+        let key = read_bytes(&mut reader)?;
+        let value = read_bytes(&mut reader)?;
+        each((bucket, key, value))?;
+    }
+    if reader.iter().any(|b| *b != 0) {
+        return Err(SnapshotError::Malformed("data after the end mark".into()));
+    }
+    Ok(())
+}
+
+fn read_u32(reader: &mut &[u8]) -> Result<u32, SnapshotError> {
+    let mut word = [0u8; 4];
+    reader
+        .read_exact(&mut word)
+        .map_err(|_| SnapshotError::Malformed("truncated".into()))?;
+    Ok(u32::from_be_bytes(word))
+}
+
+fn read_bytes(reader: &mut &[u8]) -> Result<Vec<u8>, SnapshotError> {
+    let len = usize::try_from(read_u32(reader)?).unwrap_or(usize::MAX);
+    if len > reader.len() {
+        return Err(SnapshotError::Malformed("truncated record".into()));
+    }
+    let (bytes, rest) = reader.split_at(len);
+    *reader = rest;
+    Ok(bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DataDir;
+    use oxetcd_spec::mvcc::{Backend, WriteBatch};
+
+    fn backend_with(pairs: &[(Bucket, &str, &str)]) -> (tempfile::TempDir, FjallBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = FjallBackend::open(DataDir::open(dir.path()).unwrap()).unwrap();
+        let mut batch = WriteBatch::default();
+        for (bucket, key, value) in pairs {
+            batch.put(*bucket, key.as_bytes().to_vec(), value.as_bytes().to_vec());
+        }
+        backend.write(batch).unwrap();
+        (dir, backend)
+    }
+
+    #[test]
+    fn a_written_file_verifies_and_reads_back_every_pair() {
+        let pairs = [
+            (Bucket::Key, "k1", "v1"),
+            (Bucket::Key, "k2", ""),
+            (Bucket::Meta, "consistent_index", "12345678"),
+            (Bucket::Lease, "l", "x"),
+        ];
+        let (_dir, backend) = backend_with(&pairs);
+        let mut file = Vec::new();
+        let size = write(&backend, &mut file).unwrap();
+        assert_eq!(size, file.len() as u64);
+        assert!(
+            has_hash(size),
+            "size {size} must be 512k + 32 as etcdctl checks"
+        );
+        let body = verify(&file, false).unwrap();
+        let mut read = Vec::new();
+        read_records(body, |r| {
+            read.push(r);
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<Record> = pairs
+            .iter()
+            .map(|(b, k, v)| (*b, k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_refused_unless_the_check_is_skipped() {
+        let (_dir, backend) = backend_with(&[(Bucket::Key, "k", "v")]);
+        let mut file = Vec::new();
+        write(&backend, &mut file).unwrap();
+        file[30] ^= 0x40;
+        let error = verify(&file, false).unwrap_err();
+        assert!(
+            matches!(error, SnapshotError::HashMismatch { .. }),
+            "{error}"
+        );
+        assert!(verify(&file, true).is_ok());
+        let error = verify(&file[..file.len() - 1], false).unwrap_err();
+        assert!(
+            matches!(error, SnapshotError::MissingHash { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn etcd_bbolt_files_and_garbage_are_recognised() {
+        let mut bbolt = vec![0u8; 4096];
+        bbolt[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+        assert!(matches!(
+            read_records(&bbolt, |_| Ok(())),
+            Err(SnapshotError::Bbolt)
+        ));
+        assert!(matches!(
+            read_records(b"hello world, this is not a snapshot", |_| Ok(())),
+            Err(SnapshotError::Malformed(_))
+        ));
+        let mut truncated = MAGIC.to_vec();
+        truncated.extend_from_slice(&VERSION.to_be_bytes());
+        truncated.extend_from_slice(&[1, 0, 0, 0, 9]);
+        assert!(matches!(
+            read_records(&truncated, |_| Ok(())),
+            Err(SnapshotError::Malformed(_))
+        ));
+    }
+}
