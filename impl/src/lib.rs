@@ -6,6 +6,7 @@
 //! `oxetcd_spec`, which this crate drives verbatim.
 
 pub mod authority;
+pub mod compactor;
 pub mod config;
 pub mod errors;
 pub mod http;

@@ -70,3 +70,44 @@ fn nospace_alarm_refuses_writes_until_compacted_defragmented_and_disarmed() {
     server.ok(&["put", "x", "y"]);
     assert_eq!(server.ok(&["get", "x", "--print-value-only"]).trim(), "y");
 }
+
+#[test]
+fn periodic_auto_compaction_compacts_old_revisions_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            "--auto-compaction-mode",
+            "periodic",
+            "--auto-compaction-retention",
+            "1s",
+        ],
+    );
+    server.ok(&["put", "k", "v1"]);
+    server.ok(&["put", "k", "v2"]);
+    // Bounded polling: the first compaction is due one retention after start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        server.ok(&["put", "k", "again"]);
+        let old = server.etcdctl(&["get", "k", "--rev", "2"]);
+        let stderr = String::from_utf8_lossy(&old.stderr).into_owned();
+        if stderr.contains("required revision has been compacted") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revision 2 was never compacted; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let log = server.log();
+    assert!(
+        log.contains("Starting auto-compaction at revision"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Finished auto-compaction at revision"),
+        "{log}"
+    );
+}

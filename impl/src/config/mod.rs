@@ -597,7 +597,10 @@ fn verify(config: &Config, reader: &Reader<'_>) -> Result<(), ConfigError> {
                 config.auto_compaction_retention
             ));
         }
-        _ => {}
+        mode => {
+            crate::compactor::parse(mode, &config.auto_compaction_retention)
+                .map_err(ConfigError::Verify)?;
+        }
     }
     let Some((_, own_urls)) = config
         .initial_cluster

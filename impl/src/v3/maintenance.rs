@@ -60,7 +60,8 @@ pub async fn check_quota(ctx: &Context, command: &Command) -> Result<(), Status>
     Err(errors::alarm(AlarmError::NoSpace))
 }
 
-/// Starts what runs beside the API: the database size sampler and the auto-compactor,
+/// Starts what runs beside the API: the database size sampler and the auto-compactor
+/// (`crate::compactor`),
 /// and logs the quota in force as etcd does.
 pub fn start_background(ctx: &Context, data_dir: &crate::storage::DataDir) {
     let quota = ctx.config.quota_bytes();
@@ -79,6 +80,14 @@ pub fn start_background(ctx: &Context, data_dir: &crate::storage::DataDir) {
     }
     let period = Duration::from_millis(ctx.config.heartbeat_interval_ms.max(10));
     spawn_size_sampler(ctx, data_dir.clone(), period);
+    // The retention was checked when the configuration was loaded.
+    if let Ok(Some(plan)) = crate::compactor::parse(
+        ctx.config.auto_compaction_mode,
+        &ctx.config.auto_compaction_retention,
+    ) {
+        tracing::info!("etcdserver: auto-compaction enabled: {plan:?}");
+        crate::compactor::spawn(ctx.clone(), plan);
+    }
 }
 
 /// Samples the database's disk space into `Status::db_size` now and then every
