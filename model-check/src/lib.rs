@@ -7,6 +7,8 @@
 //! - [`properties`]: the checked properties and their table (property → Raft paper §).
 //! - [`kv`]: the tiny replicated key-value map and its sequential specification.
 //! - [`run`]: running the checker and reporting (used by the `oxetcd-model` binary).
+//! - [`trace`]: step-by-step traces of one run, as text and as a Mermaid diagram.
+//! - [`scenario`]: scripted prefixes (Figure 8) the search can start from.
 //! - [`walk`]: seeded random walks that reach states beyond the exhaustive frontier.
 
 pub mod config;
@@ -14,4 +16,6 @@ pub mod kv;
 pub mod model;
 pub mod properties;
 pub mod run;
+pub mod scenario;
+pub mod trace;
 pub mod walk;

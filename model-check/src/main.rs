@@ -1,14 +1,16 @@
 //! `oxetcd-model`: check and explore the stateright models of an oxetcd Raft cluster.
 //!
 //! `check` runs the model checker and prints what it explored and either "all properties
-//! hold" or each counterexample as a step list (exit status 1); `explore` serves
+//! hold" or each counterexample as a step list (exit status 1); `trace` prints one run
+//! step by step and writes it as a Mermaid sequence diagram; `explore` serves
 //! stateright's explorer web UI.
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use oxetcd_model_check::config::{InjectedBug, ModelConfig, NetworkKind};
+use oxetcd_model_check::config::{InjectedBug, ModelConfig, NetworkKind, Scenario};
 use oxetcd_model_check::run::{self, Bounds, Strategy};
+use oxetcd_model_check::trace;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +44,30 @@ enum Command {
         /// Search order: breadth-first finds the shortest counterexamples.
         #[arg(long, value_enum, default_value_t = Strategy::Bfs)]
         strategy: Strategy,
+    },
+    /// Print a numbered, step-by-step trace of one run (the checker's first
+    /// counterexample, or a seeded random walk with --seed) with every server's role,
+    /// term, commit index and log after each step, and write it as a Mermaid sequence
+    /// diagram.
+    Trace {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Trace a random walk with this seed instead of searching for a counterexample.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Most steps of the random walk.
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        /// Depth bound of the search for a counterexample.
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Stop the search after about this many states (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        max_states: usize,
+        /// Where to write the sequence diagram: a `.md` file gets a Mermaid block (GitHub
+        /// and Markdown previews draw it), any other name the bare Mermaid text.
+        #[arg(long, default_value = "trace.md")]
+        diagram: std::path::PathBuf,
     },
     /// Serve stateright's explorer web UI for the model.
     Explore {
@@ -82,6 +108,10 @@ struct ModelArgs {
     /// Switch on a known bug in spec::raft; the check must then report a counterexample.
     #[arg(long, value_enum)]
     inject_bug: Option<InjectedBug>,
+    /// Start from the end of a scripted prefix instead of a fresh cluster (figure8: the
+    /// Raft paper's Figure 8 (b) with three servers; see docs/raft.md).
+    #[arg(long, value_enum)]
+    scenario: Option<Scenario>,
 }
 
 impl ModelArgs {
@@ -96,6 +126,7 @@ impl ModelArgs {
             client_retries_max: self.client_retries,
             pre_vote: self.pre_vote,
             bug: self.inject_bug,
+            scenario: self.scenario,
         }
     }
 }
@@ -112,6 +143,10 @@ fn main() -> ExitCode {
             strategy,
         } => {
             let config = model.config();
+            if let Err(error) = config.validate() {
+                eprintln!("oxetcd-model: {error}");
+                return ExitCode::from(2);
+            }
             let bounds = Bounds {
                 depth,
                 max_states: (max_states > 0).then_some(max_states),
@@ -130,8 +165,74 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Trace {
+            model,
+            seed,
+            steps,
+            depth,
+            max_states,
+            diagram,
+        } => {
+            let config = model.config();
+            if let Err(error) = config.validate() {
+                eprintln!("oxetcd-model: {error}");
+                return ExitCode::from(2);
+            }
+            let model = oxetcd_model_check::model::build(&config);
+            let path = match seed {
+                Some(seed) => {
+                    println!("random walk, seed {seed}, at most {steps} steps");
+                    trace::seeded_walk(&model, seed, steps)
+                }
+                None => {
+                    let bounds = Bounds {
+                        depth,
+                        max_states: (max_states > 0).then_some(max_states),
+                        threads: run::available_threads(),
+                        ..Bounds::default()
+                    };
+                    println!("{}", run::describe_run(&config, &bounds));
+                    let outcome = run::check(&config, &bounds);
+                    let Some((name, path)) = outcome.violations.into_iter().next() else {
+                        println!(
+                            "no counterexample within the bounds ({} unique states); \
+                             trace a random walk with --seed N",
+                            outcome.unique_states
+                        );
+                        return ExitCode::SUCCESS;
+                    };
+                    println!("counterexample to: {name}");
+                    path
+                }
+            };
+            let mut trace = trace::Trace::from_path(&model, &path);
+            if seed.is_none() {
+                trace.cut_at_first_violation(&model);
+            }
+            print!("{}", trace::render_text(&model, &trace));
+            let mermaid = trace::render_mermaid(&model, &trace);
+            let contents = if diagram.extension().is_some_and(|e| e == "md") {
+                format!("```mermaid\n{mermaid}```\n")
+            } else {
+                mermaid
+            };
+            match std::fs::write(&diagram, contents) {
+                Ok(()) => {
+                    println!("sequence diagram written to {}", diagram.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("oxetcd-model: cannot write {}: {error}", diagram.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Explore { model, address } => {
             let config = model.config();
+            if let Err(error) = config.validate() {
+                eprintln!("oxetcd-model: {error}");
+                return ExitCode::from(2);
+            }
             println!("serving the explorer for {config:?} on http://{address}");
             match run::explore(&config, &address) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -104,7 +104,7 @@ pub struct SimulationOutcome {
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outcome")
-            .field("config", &self.model.cfg)
+            .field("config", self.model.config())
             .field("states", &self.states)
             .field("unique_states", &self.unique_states)
             .field("max_depth", &self.max_depth)
@@ -118,8 +118,7 @@ impl std::fmt::Debug for Outcome {
     }
 }
 
-/// The model's action type.
-pub type ModelAction = <ClusterModel as Model>::Action;
+pub use crate::model::ModelAction;
 
 impl Outcome {
     /// States generated per second of wall time.
@@ -169,7 +168,7 @@ impl Outcome {
 pub fn describe_run(config: &ModelConfig, bounds: &Bounds) -> String {
     format!(
         "checking {} servers, {} client(s), {} network, up to {} crashed, terms <= {}, \
-         bug: {}, depth: {}, max states: {}, {} thread(s), {:?}",
+         bug: {}, start: {}, depth: {}, max states: {}, {} thread(s), {:?}",
         config.servers,
         config.clients,
         config.network,
@@ -178,6 +177,10 @@ pub fn describe_run(config: &ModelConfig, bounds: &Bounds) -> String {
         config
             .bug
             .map_or_else(|| "none".to_owned(), |bug| bug.to_string()),
+        config.scenario.map_or_else(
+            || "fresh cluster".to_owned(),
+            |scenario| format!("scenario {scenario}")
+        ),
         bounds
             .depth
             .map_or_else(|| "unbounded".to_owned(), |d| d.to_string()),
@@ -320,8 +323,20 @@ pub fn explore(config: &ModelConfig, address: &str) -> std::io::Result<()> {
 /// A counterexample as a numbered list of steps, then the final state of every server.
 pub fn describe_path(model: &ClusterModel, path: &Path<ClusterState, ModelAction>) -> String {
     let mut out = String::new();
-    let steps = path.clone().into_vec();
     let mut number = 0;
+    if let Some(scenario) = model.config().scenario {
+        let _ = writeln!(out, "scripted prefix of scenario {scenario}:");
+        for (state, action) in model.prefix() {
+            number += 1;
+            let _ = writeln!(
+                out,
+                "{number:>4}. {}",
+                describe_action(model, state, action)
+            );
+        }
+        let _ = writeln!(out, "found by the checker:");
+    }
+    let steps = path.clone().into_vec();
     for (state, action) in &steps {
         let Some(action) = action else { continue };
         number += 1;
@@ -336,7 +351,8 @@ pub fn describe_path(model: &ClusterModel, path: &Path<ClusterState, ModelAction
     out
 }
 
-fn describe_action(model: &ClusterModel, state: &ClusterState, action: &ModelAction) -> String {
+/// One action as a sentence: `n1 -> n2: <message>`, `n1: election timeout fires`, ...
+pub fn describe_action(model: &ClusterModel, state: &ClusterState, action: &ModelAction) -> String {
     let name = |id| model::actor_name(model, id);
     match action {
         ActorModelAction::Deliver { src, dst, msg } => {

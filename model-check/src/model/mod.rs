@@ -18,6 +18,7 @@ use oxetcd_spec::raft::{MemStorage, MessageKind, NodeId, describe};
 use stateright::actor::{
     Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network, Out,
 };
+use stateright::{Model, Path, Property};
 
 use crate::config::{ModelConfig, NetworkKind};
 use crate::kv::KvOp;
@@ -26,10 +27,88 @@ pub use history::{ClientLog, LeaderLog, ModelHistory};
 pub use msg::{Msg, RaftMsg, Timer};
 pub use server::ServerState;
 
-/// The model type.
-pub type ClusterModel = ActorModel<ClusterActor, ModelConfig, ModelHistory>;
+/// The stateright actor model of the cluster (servers, clients, network, crashes).
+pub type ActorCluster = ActorModel<ClusterActor, ModelConfig, ModelHistory>;
 /// A state of the model.
 pub type ClusterState = ActorModelState<ClusterActor, ModelHistory>;
+/// An action of the model (deliver, drop, timeout, crash, restart).
+pub type ModelAction = <ActorCluster as Model>::Action;
+
+/// The model the checker explores: the actor model, started either from a fresh cluster
+/// or from the last state of a scenario's scripted prefix ([`crate::scenario`]). Every
+/// step, property and boundary is the actor model's; only the initial state differs.
+#[derive(Clone)]
+pub struct ClusterModel {
+    actors: ActorCluster,
+    /// The scenario's scripted steps from the fresh cluster to `init` (empty without a
+    /// scenario), each with the state it was taken in.
+    prefix: Vec<(ClusterState, ModelAction)>,
+    init: ClusterState,
+}
+
+impl ClusterModel {
+    /// The configuration this model was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.actors.cfg
+    }
+
+    /// The underlying stateright actor model.
+    pub fn actor_model(&self) -> &ActorCluster {
+        &self.actors
+    }
+
+    /// The scripted steps that lead from a fresh cluster to this model's initial state
+    /// (empty unless a scenario is selected).
+    pub fn prefix(&self) -> &[(ClusterState, ModelAction)] {
+        &self.prefix
+    }
+}
+
+impl std::fmt::Debug for ClusterModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterModel")
+            .field("config", self.config())
+            .field("prefix_steps", &self.prefix.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model for ClusterModel {
+    type State = ClusterState;
+    type Action = ModelAction;
+
+    fn init_states(&self) -> Vec<ClusterState> {
+        vec![self.init.clone()]
+    }
+
+    fn actions(&self, state: &ClusterState, actions: &mut Vec<ModelAction>) {
+        self.actors.actions(state, actions);
+    }
+
+    fn next_state(&self, last_state: &ClusterState, action: ModelAction) -> Option<ClusterState> {
+        self.actors.next_state(last_state, action)
+    }
+
+    fn format_action(&self, action: &ModelAction) -> String {
+        self.actors.format_action(action)
+    }
+
+    fn format_step(&self, last_state: &ClusterState, action: ModelAction) -> Option<String> {
+        self.actors.format_step(last_state, action)
+    }
+
+    fn as_svg(&self, path: Path<ClusterState, ModelAction>) -> Option<String> {
+        self.actors.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        crate::properties::all()
+    }
+
+    fn within_boundary(&self, state: &ClusterState) -> bool {
+        Model::within_boundary(&self.actors, state)
+    }
+}
 
 /// The Raft node id of server `index`.
 pub fn server_id(index: usize) -> NodeId {
@@ -178,12 +257,36 @@ pub fn client_ops(n: usize) -> Vec<KvOp> {
     vec![KvOp::Put { key: 0, value }, KvOp::Get { key: 0 }]
 }
 
-/// Builds the model for `config`, with every property of [`crate::properties`].
+/// Builds the model for `config`, with every property of [`crate::properties`], starting
+/// from the end of `config.scenario`'s scripted prefix if one is selected.
+///
+/// # Panics
+/// If the scenario cannot be played under `config`; [`ModelConfig::validate`] rejects
+/// such configurations.
 pub fn build(config: &ModelConfig) -> ClusterModel {
+    let actors = build_actors(config);
+    let fresh = actors
+        .init_states()
+        .into_iter()
+        .next()
+        .expect("an actor model has one initial state");
+    let (prefix, init) = match config.scenario {
+        None => (Vec::new(), fresh),
+        Some(scenario) => crate::scenario::play(&actors, scenario, fresh)
+            .unwrap_or_else(|error| panic!("scenario {scenario}: {error}")),
+    };
+    ClusterModel {
+        actors,
+        prefix,
+        init,
+    }
+}
+
+fn build_actors(config: &ModelConfig) -> ActorCluster {
     let servers = config
         .servers
         .clamp(ModelConfig::SERVERS_MIN, ModelConfig::SERVERS_MAX);
-    let mut model = ActorModel::new(config.clone(), ModelHistory::new())
+    ActorModel::new(config.clone(), ModelHistory::new())
         .actors((0..servers).map(|index| ClusterActor::Server {
             index,
             config: ModelConfig {
@@ -200,20 +303,22 @@ pub fn build(config: &ModelConfig) -> ClusterModel {
             })
         }))
         .init_network(match config.network {
-            NetworkKind::Lossy => Network::new_unordered_nonduplicating([]),
+            NetworkKind::Lossy | NetworkKind::Unordered => {
+                Network::new_unordered_nonduplicating([])
+            }
             NetworkKind::Duplicating => Network::new_unordered_duplicating([]),
             NetworkKind::Ordered => Network::new_ordered([]),
         })
         .lossy_network(match config.network {
             NetworkKind::Lossy => LossyNetwork::Yes,
-            NetworkKind::Duplicating | NetworkKind::Ordered => LossyNetwork::No,
+            NetworkKind::Unordered | NetworkKind::Duplicating | NetworkKind::Ordered => {
+                LossyNetwork::No
+            }
         })
         .max_crashes(config.crashes)
         .record_msg_out(record_msg_out)
         .record_msg_in(record_msg_in)
-        .within_boundary(within_boundary);
-    model.properties = crate::properties::all();
-    model
+        .within_boundary(within_boundary)
 }
 
 fn record_msg_out(
@@ -303,6 +408,7 @@ pub fn live_servers(state: &ClusterState) -> impl Iterator<Item = (usize, &Serve
 /// The display name of actor `id`.
 pub fn actor_name(model: &ClusterModel, id: Id) -> String {
     model
+        .actors
         .actors
         .get(usize::from(id))
         .map_or_else(|| format!("{id:?}"), Actor::name)
