@@ -13,7 +13,8 @@
 //! Leases: the leader checks its lease clocks on every tick and proposes a revoke for
 //! each expired lease (etcd's lessor does the same through its revoke channel). Log
 //! compaction: every `--snapshot-count` applied entries the loop syncs the applied
-//! state and compacts the log up to the applied index.
+//! state, saves it as a snapshot file (the Raft snapshot's data names it) and compacts
+//! the log up to the applied index.
 //!
 //! What this is not: consensus, MVCC or lease logic — those are `spec` calls only.
 
@@ -546,8 +547,22 @@ impl NodeLoop {
             .data_dir()
             .sync()
             .map_err(|error| error.to_string())?;
+        // The snapshot's data: the applied state at `applied`, saved as a snapshot file
+        // (see `crate::snapshot::save_for_log_compaction`).
+        let backend = self
+            .handle
+            .state
+            .read()
+            .map_err(|_| "state lock poisoned".to_owned())?
+            .store()
+            .backend()
+            .clone();
+        let snap_dir = self.node.storage().data_dir().snap_dir();
+        let name = crate::snapshot::save_for_log_compaction(&backend, &snap_dir, applied)
+            .map_err(|error| format!("saving snapshot at {applied}: {error}"))?;
+        tracing::info!("etcdserver: saved snapshot at index {applied} ({name})");
         self.node
-            .compact_log(Vec::new())
+            .compact_log(name.into_bytes())
             .map_err(|error| format!("log compaction: {error}"))?;
         self.last_compaction = applied;
         tracing::info!("etcdserver: compacted raft log at {applied}");

@@ -121,3 +121,43 @@ fn saved_snapshot_restores_into_a_data_dir_that_serves_the_same_keys() {
         String::from_utf8_lossy(&skipped.stderr)
     );
 }
+
+#[test]
+fn snapshot_count_compacts_the_raft_log_and_a_restart_replays_only_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--snapshot-count", "10"]);
+    for i in 0..35 {
+        server.ok(&["put", &format!("k{i:02}"), &format!("v{i}")]);
+    }
+    let log = server.log();
+    assert!(log.contains("compacted raft log at"), "{log}");
+    let snap_dir = server.data_dir.join("member").join("oxetcd-snap");
+    let snaps = std::fs::read_dir(&snap_dir).unwrap().count();
+    assert!((1..=5).contains(&snaps), "{snaps} snapshot files");
+    let (client_port, peer_port) = (server.client_port, server.peer_port);
+    server.kill();
+
+    let server = Server::start_on(
+        dir.path(),
+        client_port,
+        peer_port,
+        &["--snapshot-count", "10"],
+    );
+    let log = server.log();
+    let snapshot_index: u64 = log
+        .lines()
+        .find_map(|l| l.split("recovered raft log: snapshot at index ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no recovery line in:\n{log}"));
+    assert!(
+        snapshot_index >= 30,
+        "log compacted only up to {snapshot_index}"
+    );
+    let keys = server.ok(&["get", "k", "--prefix", "--keys-only"]);
+    assert_eq!(keys.split_whitespace().count(), 35, "{keys}");
+    assert_eq!(
+        server.ok(&["get", "k34", "--print-value-only"]).trim(),
+        "v34"
+    );
+}

@@ -133,6 +133,43 @@ pub fn write(backend: &FjallBackend, out: impl Write) -> std::io::Result<u64> {
     Ok(out.written + HASH_LEN as u64)
 }
 
+/// Snapshot files kept in the snap dir (etcd's `--max-snapshots` default).
+pub const KEEP_SNAPSHOT_FILES: usize = 5;
+
+/// Writes the applied state as of Raft index `index` to `dir/<index>.snap` (durably:
+/// written to a temporary name, fsynced, renamed), removes all but the newest
+/// [`KEEP_SNAPSHOT_FILES`], and returns the file name: the data of the Raft snapshot
+/// that compacts the log up to `index` (the state itself stays in fjall; a member
+/// that needs it is sent this file).
+///
+/// # Errors
+/// I/O errors.
+pub fn save_for_log_compaction(
+    backend: &FjallBackend,
+    dir: &std::path::Path,
+    index: u64,
+) -> std::io::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let name = format!("{index:016x}.snap");
+    let partial = dir.join(format!("{name}.part"));
+    let mut file = std::fs::File::create(&partial)?;
+    write(backend, &mut file)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, dir.join(&name))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    let mut existing: Vec<String> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|file| file.ends_with(".snap"))
+        .collect();
+    existing.sort();
+    let excess = existing.len().saturating_sub(KEEP_SNAPSHOT_FILES);
+    for old in &existing[..excess] {
+        let _ = std::fs::remove_file(dir.join(old));
+    }
+    Ok(name)
+}
+
 /// Whether a file of `size` bytes carries the trailer (etcd's `hasChecksum`).
 pub fn has_hash(size: u64) -> bool {
     size % BLOCK == HASH_LEN as u64

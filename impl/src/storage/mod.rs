@@ -184,6 +184,12 @@ impl DataDir {
             .sum()
     }
 
+    /// Where the snapshot files that compact the Raft log are kept (beside the
+    /// database, not counted in its size).
+    pub fn snap_dir(&self) -> PathBuf {
+        self.path.with_file_name("oxetcd-snap")
+    }
+
     /// A directory beside the database for temporary files (snapshots being sent); not
     /// counted in [`DataDir::disk_space_bytes`].
     pub fn spool_dir(&self) -> PathBuf {

@@ -88,6 +88,10 @@ impl FjallRaftStorage {
             )));
         }
         let (offset, offset_term) = (snapshot.metadata.index, snapshot.metadata.term);
+        tracing::info!(
+            "etcdserver: recovered raft log: snapshot at index {offset}, entries {} to {last_index}",
+            offset.next()
+        );
         Ok(FjallRaftStorage {
             data,
             hard_state,
