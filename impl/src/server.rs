@@ -99,7 +99,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         &config.initial_cluster_token,
     );
 
-    let data = DataDir::open(&config.data_dir)?;
+    let data = DataDir::open_with_wal(&config.data_dir, config.wal_dir.as_deref())?;
     let identity = data.claim(&Identity {
         name: config.name.clone(),
         cluster_token: config.initial_cluster_token.clone(),

@@ -161,3 +161,26 @@ fn snapshot_count_compacts_the_raft_log_and_a_restart_replays_only_the_rest() {
         "v34"
     );
 }
+
+#[test]
+fn wal_dir_holds_the_raft_log_and_a_restart_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("wal");
+    let wal_flag = wal.to_str().unwrap().to_owned();
+    let mut server = Server::start_with(dir.path(), &["--wal-dir", &wal_flag]);
+    server.ok(&["put", "in", "wal"]);
+    assert!(wal.join("oxetcd-fjall-wal").is_dir());
+    let (client_port, peer_port) = (server.client_port, server.peer_port);
+    server.kill();
+    let server = Server::start_on(
+        dir.path(),
+        client_port,
+        peer_port,
+        &["--wal-dir", &wal_flag],
+    );
+    assert_eq!(
+        server.ok(&["get", "in", "--print-value-only"]).trim(),
+        "wal"
+    );
+    server.ok(&["put", "after", "restart"]);
+}

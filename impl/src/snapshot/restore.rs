@@ -52,6 +52,9 @@ pub struct RestoreArgs {
         default_value = "http://localhost:2380"
     )]
     pub initial_advertise_peer_urls: String,
+    /// Path to the dedicated wal directory (as given to the server's `--wal-dir`).
+    #[arg(long = "wal-dir")]
+    pub wal_dir: Option<PathBuf>,
     /// Ignore the snapshot's integrity hash.
     #[arg(long = "skip-hash-check")]
     pub skip_hash_check: bool,
@@ -148,7 +151,7 @@ pub fn restore(args: &RestoreArgs) -> Result<PathBuf, RestoreError> {
         cluster_id: crate::server::cluster_id(cluster.iter().map(|(_, u)| u.as_slice()), token),
     };
 
-    let data = DataDir::open(&data_dir).map_err(storage)?;
+    let data = DataDir::open_with_wal(&data_dir, args.wal_dir.as_deref()).map_err(storage)?;
     data.claim(&identity).map_err(storage)?;
     let backend = FjallBackend::open(data.clone()).map_err(storage)?;
     let mut batch = Vec::with_capacity(BATCH_RECORDS);

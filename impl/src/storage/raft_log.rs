@@ -240,7 +240,7 @@ impl Storage for FjallRaftStorage {
         if first.index > self.last_index.next() {
             return Err(RaftStorageError::NotContiguous);
         }
-        let mut batch = self.data.db.batch();
+        let mut batch = self.data.wal_db.batch();
         // A follower replacing a conflicting suffix: drop what the new entries do not cover.
         self.remove_range(&mut batch, last.index.next(), self.last_index);
         for entry in &entries {
@@ -264,7 +264,7 @@ impl Storage for FjallRaftStorage {
         if snapshot.metadata.index < self.snapshot.metadata.index {
             return Err(RaftStorageError::SnapshotOutOfDate);
         }
-        let mut batch = self.data.db.batch();
+        let mut batch = self.data.wal_db.batch();
         self.remove_range(&mut batch, self.offset.next(), self.last_index);
         batch.insert(&self.data.raft, SNAPSHOT_KEY, snapshot.encode());
         batch.commit().map_err(backend_error)?;
@@ -310,7 +310,7 @@ impl Storage for FjallRaftStorage {
             return Err(RaftStorageError::CompactBeyondSnapshot);
         }
         let term = self.term(index)?;
-        let mut batch = self.data.db.batch();
+        let mut batch = self.data.wal_db.batch();
         self.remove_range(&mut batch, self.offset.next(), index);
         batch.commit().map_err(backend_error)?;
         self.offset = index;
