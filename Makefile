@@ -46,10 +46,11 @@ cluster:
 docs:
 	$(CARGO) doc --workspace --no-deps
 
-# Replays every transcript in conformance/transcripts against ENDPOINT (ONLY=glob,
-# REPORT=file.md|file.html optional); exit status 0 only if every transcript matches.
+# Replays every transcript in conformance/transcripts against ENDPOINT and/or servers
+# started from LAUNCH=bin for transcripts needing server flags (ONLY=glob,
+# REPORT=file.md|file.html optional); exit status 0 only if no transcript fails.
 conformance: etcd-reference
-	$(CARGO) run --release -p oxetcd-conformance --bin etcd-conformance -- replay --endpoint $(ENDPOINT) $(if $(ONLY),--only '$(ONLY)') $(if $(REPORT),--report $(REPORT))
+	$(CARGO) run --release -p oxetcd-conformance --bin etcd-conformance -- replay $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(LAUNCH),--launch $(LAUNCH)) $(if $(ONLY),--only '$(ONLY)') $(if $(REPORT),--report $(REPORT))
 
 # Seeded Jepsen runs against a launched 3-member etcd, one after another (RUNS per nemesis,
 # DURATION s each; about 35 s a run), with a per-run table in OUT/summary.{csv,md}.

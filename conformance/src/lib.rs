@@ -4,8 +4,11 @@
 
 pub mod deviations;
 pub mod grpc;
+pub mod launch;
 pub mod report;
 pub mod runner;
+pub mod suite;
+pub mod summary;
 pub mod transcript;
 pub mod value;
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use oxetcd_conformance::{report, runner::Runner, transcript};
+use oxetcd_conformance::{launch::Launcher, report, suite::Suite, transcript};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,9 +27,16 @@ enum Format {
 enum Command {
     /// Run the scenarios against a server (real etcd) and write its answers into the transcripts.
     Record {
-        /// Client URL, e.g. http://127.0.0.1:2379.
-        #[arg(long)]
-        endpoint: String,
+        /// Client URL, e.g. http://127.0.0.1:2379 (transcripts that need server flags
+        /// are skipped on it unless --launch is given).
+        #[arg(long, required_unless_present = "launch")]
+        endpoint: Option<String>,
+        /// Server binary accepting etcd's flags: transcripts that declare
+        /// `server_flags` run on a fresh server started from it with those flags (on free
+        /// loopback ports and a temp dir); without --endpoint, the others run on one
+        /// launched without extra flags.
+        #[arg(long, value_name = "BIN")]
+        launch: Option<PathBuf>,
         /// Only transcripts whose `area/name` matches this glob.
         #[arg(long)]
         only: Option<String>,
@@ -39,9 +46,16 @@ enum Command {
     },
     /// Replay the transcripts against a server; exit 0 only if every one matches.
     Replay {
-        /// Client URL, e.g. http://127.0.0.1:2379.
-        #[arg(long)]
-        endpoint: String,
+        /// Client URL, e.g. http://127.0.0.1:2379 (transcripts that need server flags
+        /// are skipped on it unless --launch is given).
+        #[arg(long, required_unless_present = "launch")]
+        endpoint: Option<String>,
+        /// Server binary accepting etcd's flags: transcripts that declare
+        /// `server_flags` run on a fresh server started from it with those flags (on free
+        /// loopback ports and a temp dir); without --endpoint, the others run on one
+        /// launched without extra flags.
+        #[arg(long, value_name = "BIN")]
+        launch: Option<PathBuf>,
         /// Only transcripts whose `area/name` matches this glob.
         #[arg(long)]
         only: Option<String>,
@@ -88,18 +102,23 @@ fn run() -> Result<ExitCode> {
         )),
         Command::Record {
             endpoint,
+            launch,
             only,
             dir,
         } => rt.block_on(async {
-            let runner = Runner::new(&endpoint)?;
-            runner.ping().await?;
+            let launcher = launch.map(|b| Launcher::new(b, &dir));
+            let mut suite = Suite::new(endpoint.as_deref(), launcher)?;
             let all = transcript::load_all(&dir, only.as_deref())?;
             if all.is_empty() {
                 bail!("no transcripts match");
             }
             let mut failed = 0;
             for mut l in all {
-                let r = runner.run(&l.name, &l.area, &mut l.transcript, true).await;
+                let r = suite.run(&mut l, true).await;
+                if let Some(why) = &r.skipped {
+                    eprintln!("{}: not recorded: {why}", l.name);
+                    continue;
+                }
                 if let Some(f) = &r.first_failure {
                     failed += 1;
                     eprintln!(
@@ -119,15 +138,16 @@ fn run() -> Result<ExitCode> {
         }),
         Command::Replay {
             endpoint,
+            launch,
             only,
             dir,
             report: report_path,
             format,
             quiet,
         } => rt.block_on(async {
-            let runner = Runner::new(&endpoint)?;
-            runner.ping().await?;
-            let all = transcript::load_all(&dir, only.as_deref())?;
+            let launcher = launch.map(|b| Launcher::new(b, &dir));
+            let mut suite = Suite::new(endpoint.as_deref(), launcher)?;
+            let mut all = transcript::load_all(&dir, only.as_deref())?;
             if all.is_empty() {
                 bail!("no transcripts match");
             }
@@ -136,12 +156,16 @@ fn run() -> Result<ExitCode> {
             } else {
                 indicatif::ProgressBar::new(all.len() as u64)
             };
-            let mut results = Vec::new();
-            for mut l in all {
-                bar.set_message(l.name.clone());
-                results.push(runner.run(&l.name, &l.area, &mut l.transcript, false).await);
-                bar.inc(1);
-            }
+            let mut started = false;
+            let results = suite
+                .run_all(&mut all, false, |name| {
+                    if started {
+                        bar.inc(1);
+                    }
+                    started = true;
+                    bar.set_message(name.to_owned());
+                })
+                .await;
             bar.finish_and_clear();
             if let Some(p) = report_path {
                 let content = if p.extension().and_then(|e| e.to_str()) == Some("html") {

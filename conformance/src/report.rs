@@ -11,7 +11,7 @@ use crate::runner::TranscriptResult;
 /// Per-area totals: (transcripts, steps, passed steps, failed steps, failed transcripts).
 pub fn areas(results: &[TranscriptResult]) -> BTreeMap<String, [usize; 5]> {
     let mut m: BTreeMap<String, [usize; 5]> = BTreeMap::new();
-    for r in results {
+    for r in results.iter().filter(|r| r.skipped.is_none()) {
         let e = m.entry(r.area.clone()).or_default();
         e[0] += 1;
         e[1] += r.steps;
@@ -22,10 +22,21 @@ pub fn areas(results: &[TranscriptResult]) -> BTreeMap<String, [usize; 5]> {
     m
 }
 
-/// The closing line: `N passed, M failed` (transcripts).
+/// The closing line: `N passed, M failed` (transcripts), plus `, K skipped` when some
+/// transcripts needed server flags that a plain endpoint cannot provide.
 pub fn last_line(results: &[TranscriptResult]) -> String {
     let failed = results.iter().filter(|r| !r.ok()).count();
-    format!("{} passed, {} failed", results.len() - failed, failed)
+    let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
+    let line = format!(
+        "{} passed, {} failed",
+        results.len() - failed - skipped,
+        failed
+    );
+    if skipped == 0 {
+        line
+    } else {
+        format!("{line}, {skipped} skipped")
+    }
 }
 
 /// Plain text (also the body of the Markdown report).
@@ -49,6 +60,18 @@ pub fn text(results: &[TranscriptResult], markdown: bool) -> String {
         "| total | {} | {} | {} | {} |",
         total[0], total[1], total[2], total[3]
     );
+    let skipped: Vec<_> = results.iter().filter(|r| r.skipped.is_some()).collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "\nskipped (not counted above):");
+        for r in skipped {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                r.name,
+                r.skipped.as_deref().unwrap_or_default()
+            );
+        }
+    }
     let devs: Vec<_> = results
         .iter()
         .flat_map(|r| r.deviations.iter().map(move |d| (r, d)))
@@ -103,7 +126,7 @@ pub fn json(results: &[TranscriptResult]) -> String {
         .map(|r| {
             json!({
                 "name": r.name, "area": r.area, "steps": r.steps, "passed": r.passed,
-                "failed": r.failed,
+                "failed": r.failed, "skipped": r.skipped,
                 "deviations": r.deviations.iter().map(|(s, i)| json!({"step": s, "issue": i})).collect::<Vec<_>>(),
                 "first_failure": r.first_failure.as_ref().map(|f| json!({
                     "step": f.step, "request": f.request, "expected": f.expected, "got": f.got,

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::grpc::{self, RawCodec};
+use crate::summary;
 use crate::transcript::{Expect, GrpcError, Step, Transcript};
 use crate::value::{self, Diff, Env};
 
@@ -32,6 +33,8 @@ pub const HEADERS_THAT_MATTER: &[&str] = &[
 const UNARY_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RECV_MS: u64 = 5000;
 const DEFAULT_QUIET_MS: u64 = 300;
+/// Bound on the messages a `summary` step reads from one stream.
+const MAX_STREAM_MESSAGES: usize = 100_000;
 
 /// What a step answered.
 #[derive(Debug, Clone)]
@@ -110,10 +113,42 @@ pub struct TranscriptResult {
     pub first_failure: Option<Failure>,
     /// Every failing step, in order.
     pub failures: Vec<Failure>,
+    /// Why the transcript was not run (it needs server flags and no launcher was given).
+    pub skipped: Option<String>,
 }
 
 impl TranscriptResult {
-    /// True when every step matched.
+    /// An empty result for `name` in `area` with `steps` steps.
+    pub fn new(name: &str, area: &str, steps: usize) -> Self {
+        Self {
+            name: name.to_owned(),
+            area: area.to_owned(),
+            steps,
+            passed: 0,
+            failed: 0,
+            deviations: Vec::new(),
+            first_failure: None,
+            failures: Vec::new(),
+            skipped: None,
+        }
+    }
+
+    /// A transcript that could not start (its server did not come up): every step fails,
+    /// `why` is the reported first failure.
+    pub fn not_started(name: &str, area: &str, steps: usize, what: &str, why: String) -> Self {
+        let mut r = Self::new(name, area, steps);
+        r.failed = steps;
+        r.first_failure = Some(Failure {
+            step: 0,
+            request: what.to_owned(),
+            expected: "a reachable etcd endpoint".into(),
+            got: why,
+            diffs: vec![],
+        });
+        r
+    }
+
+    /// True when every step matched (a skipped transcript did not fail).
     pub fn ok(&self) -> bool {
         self.failed == 0
     }
@@ -360,6 +395,7 @@ impl Runner {
         let req = builder.body(Full::new(Bytes::from(body)))?;
         let client = self.http.clone();
         let lines = step.lines;
+        let metrics = step.metrics.clone();
         Ok(async move {
             let resp = client.request(req).await?;
             let status = resp.status().as_u16();
@@ -396,6 +432,10 @@ impl Runner {
                 return Ok((status, headers, Value::Array(parsed)));
             }
             let bytes = resp.into_body().collect().await?.to_bytes();
+            if let Some(wanted) = metrics {
+                let text = String::from_utf8_lossy(&bytes);
+                return Ok((status, headers, summary::metrics(&text, &wanted)));
+            }
             let body = serde_json::from_slice::<Value>(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
             Ok((status, headers, body))
@@ -459,28 +499,17 @@ impl Runner {
         t: &mut Transcript,
         record: bool,
     ) -> TranscriptResult {
-        let mut result = TranscriptResult {
-            name: name.to_owned(),
-            area: area.to_owned(),
-            steps: t.steps.len(),
-            passed: 0,
-            failed: 0,
-            deviations: Vec::new(),
-            first_failure: None,
-            failures: Vec::new(),
-        };
+        let mut result = TranscriptResult::new(name, area, t.steps.len());
         let mut env = match self.setup(t).await {
             Ok(env) => env,
             Err(e) => {
-                result.failed = t.steps.len();
-                result.first_failure = Some(Failure {
-                    step: 0,
-                    request: "(transcript setup)".into(),
-                    expected: "a reachable etcd endpoint".into(),
-                    got: format!("{e:#}"),
-                    diffs: vec![],
-                });
-                return result;
+                return TranscriptResult::not_started(
+                    name,
+                    area,
+                    t.steps.len(),
+                    "(transcript setup)",
+                    format!("{e:#}"),
+                );
             }
         };
         let mut streams: BTreeMap<String, OpenStream> = BTreeMap::new();
@@ -566,6 +595,14 @@ impl Runner {
         }
         if let Some(method) = step.call.clone() {
             let request = env.substitute(step.request.as_ref().unwrap_or(&json!({})))?;
+            for i in 1..step.repeat.unwrap_or(1) {
+                let (_, got) = self.unary(&method, &request, token.as_deref()).await?;
+                let want = step.expect.error.as_ref().map(|e| e.code.as_str());
+                let have = got.as_ref().err().map(|e| e.code.as_str());
+                if want != have || (record && have.is_some()) {
+                    return repeat_failure(step, i, record, Got::Grpc(got));
+                }
+            }
             let (ctx, got) = self.unary(&method, &request, token.as_deref()).await?;
             return Ok(self.conclude(
                 step,
@@ -594,6 +631,37 @@ impl Runner {
                 .get_mut(&name)
                 .ok_or_else(|| anyhow!("no open stream {name}"))?;
             let wait = Duration::from_millis(step.wait_ms.unwrap_or(DEFAULT_RECV_MS));
+            if let Some(kind) = step.summary.clone() {
+                if kind != summary::SNAPSHOT {
+                    bail!("unknown summary {kind:?} (known: {})", summary::SNAPSHOT);
+                }
+                let mut all = Vec::new();
+                let mut end = None;
+                while all.len() < MAX_STREAM_MESSAGES {
+                    match tokio::time::timeout(wait, s.rx.recv()).await {
+                        Ok(Some(Ok(bytes))) => all.push(grpc::decode(&s.resp, &bytes)?),
+                        Ok(Some(Err(st))) => {
+                            end = Some(status_error(&st));
+                            break;
+                        }
+                        Ok(None) => break,
+                        Err(_) => bail!(
+                            "stream {name} did not end within {wait:?} after {} messages",
+                            all.len()
+                        ),
+                    }
+                }
+                let got = match end {
+                    Some(e) if all.is_empty() => Err(e),
+                    Some(e) => Err(GrpcError {
+                        code: e.code,
+                        message: format!("{} (after {} messages)", e.message, all.len()),
+                    }),
+                    None => Ok(summary::snapshot(&all)),
+                };
+                let ctx = format!("{} summary", s.method);
+                return Ok(self.conclude(step, Got::Grpc(got), env, &ctx, record));
+            }
             if let Some(n) = step.messages {
                 let mut all = Vec::new();
                 for _ in 0..n {
@@ -661,6 +729,25 @@ impl Runner {
             return Ok(Outcome::Pass);
         }
         if let Some(line) = step.http.clone() {
+            for i in 1..step.repeat.unwrap_or(1) {
+                let fut = self.http_future(&line, step, env)?;
+                let (status, headers, body) = tokio::time::timeout(UNARY_TIMEOUT, fut)
+                    .await
+                    .map_err(|_| anyhow!("{line}: no answer within {UNARY_TIMEOUT:?}"))??;
+                let fine = if record {
+                    (200..300).contains(&status)
+                } else {
+                    step.expect.status == Some(status)
+                };
+                if !fine {
+                    let got = Got::Http {
+                        status,
+                        headers,
+                        body,
+                    };
+                    return repeat_failure(step, i, record, got);
+                }
+            }
             let fut = self.http_future(&line, step, env)?;
             if let Some(name) = step.background.clone() {
                 background.insert(name, tokio::spawn(fut));
@@ -723,6 +810,25 @@ impl Runner {
         }
         judge(step, &got, env)
     }
+}
+
+/// An earlier send of a `repeat` step answered differently from the recorded status.
+fn repeat_failure(step: &Step, i: usize, record: bool, got: Got) -> Result<Outcome> {
+    let n = step.repeat.unwrap_or(1);
+    if record {
+        bail!("send {i} of {n} did not succeed: {}", got.show());
+    }
+    Ok(Outcome::Fail(Failure {
+        step: 0,
+        request: format!("{} (send {i} of {n})", describe(step)),
+        expected: show_expect(&step.expect),
+        got: got.show(),
+        diffs: vec![Diff {
+            path: "status".into(),
+            expected: "the recorded status for every send".into(),
+            got: format!("a different status at send {i}"),
+        }],
+    }))
 }
 
 /// Replay verdict for one answer: the recorded etcd answer passes (as a known deviation

@@ -19,6 +19,17 @@
 //!   `background: name` the request runs concurrently and `join: name` checks its answer.
 //! * `sleep_ms: 1500` — waits (TTL expiry).
 //!
+//! Modifiers: `repeat: N` on a `call` or `http` step sends it N times (each earlier answer
+//! must have the recorded status or error code; the last is compared in full);
+//! `summary: snapshot` on a `recv` reads the stream to its end and compares the summary
+//! described in [`crate::summary`]; `metrics: [names]` on an `http` step parses the
+//! Prometheus text answer into those metric families (type and samples).
+//!
+//! A transcript that needs the server started with particular flags lists them in
+//! `server_flags` (`{transcripts}` expands to the transcript directory, for key files);
+//! replay runs it on a freshly launched server (see [`crate::launch`]) or skips it when it
+//! can only reach a plain endpoint.
+//!
 //! Bytes fields of protobuf messages are written as text when they are printable UTF-8,
 //! else as `base64:<data>`. Values are normalised as documented in [`crate::value`].
 //! A step may carry a `deviation` (a known etcd 3.4.23 bug, see
@@ -39,6 +50,10 @@ pub struct Transcript {
     pub description: String,
     /// The key prefix this transcript works under (cleaned before it runs).
     pub prefix: String,
+    /// Flags the server must be started with (etcd's flag names, e.g.
+    /// `--max-request-bytes=2048`); such a transcript runs on a server launched for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_flags: Vec<String>,
     /// Ordered steps.
     pub steps: Vec<Step>,
 }
@@ -149,6 +164,18 @@ pub struct Step {
     /// watchers on one stream answer in no fixed order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<usize>,
+    /// Send a `call` or `http` request this many times; earlier answers must have the
+    /// recorded status (or error code), the last one is compared in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<usize>,
+    /// With `recv`: read the stream to its end and compare this summary of it
+    /// (`snapshot`, see [`crate::summary`]) as `response`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// With `http`: the answer is Prometheus text; `body` holds these metric families
+    /// (type and samples, see [`crate::summary::metrics`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
     /// Auth token (gRPC `token` metadata, HTTP `Authorization`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -188,32 +215,39 @@ pub struct Loaded {
     pub transcript: Transcript,
 }
 
-/// Minimal glob: `*` matches any run of characters, `?` one character.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (None, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+/// Which transcripts `--only` selects: a glob matched against `area/name` (the `.yaml`
+/// extension may be included). `*` and `?` stay within one path segment, `**` as a
+/// whole segment (`**/x`, `x/**`) spans any number of segments, `[abc]`/`[a-z]`/`[!a]` are character classes and `{a,b}` alternatives. A
+/// pattern without `/` also matches when it matches the area or the file name alone, so
+/// `*watch*` selects `gateway/watch` and every `watch/...` transcript.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    glob: globset::GlobMatcher,
+    anywhere: bool,
+}
+
+impl Selector {
+    /// Compiles a pattern; a malformed one (an unclosed `[` or `{`) is an error.
+    pub fn new(pattern: &str) -> Result<Self> {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .with_context(|| format!("bad --only pattern {pattern:?}"))?
+            .compile_matcher();
+        Ok(Self {
+            glob,
+            anywhere: !pattern.contains('/'),
+        })
+    }
+
+    /// True when the transcript `area/name` is selected.
+    pub fn matches(&self, name: &str) -> bool {
+        if self.glob.is_match(name) || self.glob.is_match(format!("{name}.yaml")) {
+            return true;
         }
+        self.anywhere && name.split('/').any(|part| self.glob.is_match(part))
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 /// Loads every `*.yaml`/`*.json` transcript under `root`, sorted, filtered by `only`.
@@ -236,13 +270,13 @@ pub fn load_all(root: &Path, only: Option<&str>) -> Result<Vec<Loaded>> {
         }
     }
     files.sort();
+    let selector = only.map(Selector::new).transpose()?;
     let mut out = Vec::new();
     for path in files {
         let rel = path.strip_prefix(root).unwrap_or(&path).with_extension("");
         let name = rel.to_string_lossy().replace('\\', "/");
-        if let Some(pat) = only
-            && !glob_match(pat, &name)
-            && !glob_match(pat, &format!("{name}.yaml"))
+        if let Some(sel) = &selector
+            && !sel.matches(&name)
         {
             continue;
         }
@@ -282,14 +316,54 @@ pub fn save(path: &Path, t: &Transcript) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::Selector;
+
+    fn sel(p: &str) -> Selector {
+        Selector::new(p).expect("valid pattern")
+    }
 
     #[test]
-    fn glob_matches_areas_and_names() {
-        assert!(glob_match("kv/*", "kv/range_sort"));
-        assert!(glob_match("*watch*", "gateway/watch"));
-        assert!(glob_match("v2/r?", "v2/rm"));
-        assert!(!glob_match("kv/*", "v2/rm"));
-        assert!(!glob_match("kv/range", "kv/range_sort"));
+    fn star_and_question_mark_stay_within_a_segment() {
+        assert!(sel("kv/*").matches("kv/range_sort"));
+        assert!(sel("v2/r?").matches("v2/rm"));
+        assert!(!sel("kv/*").matches("v2/rm"));
+        assert!(!sel("kv/range").matches("kv/range_sort"));
+        assert!(!sel("k*t").matches("kv/range_sort"));
+        assert!(sel("kv/range_sort.yaml").matches("kv/range_sort"));
+    }
+
+    #[test]
+    fn double_star_spans_segments() {
+        assert!(sel("**/watch").matches("gateway/watch"));
+        assert!(sel("**").matches("kv/range_sort"));
+        assert!(sel("kv/**").matches("kv/range_sort"));
+        assert!(sel("**/range_s*").matches("kv/range_sort"));
+        assert!(!sel("k*t").matches("kv/range_sort"));
+        assert!(!sel("**/watch").matches("watch/from_now"));
+    }
+
+    #[test]
+    fn classes_and_alternatives() {
+        assert!(sel("{kv,lease}/*").matches("lease/expiry"));
+        assert!(sel("{kv,lease}/*").matches("kv/versions"));
+        assert!(!sel("{kv,lease}/*").matches("watch/compacted"));
+        assert!(sel("v[0-9]/*").matches("v2/rm"));
+        assert!(!sel("v[!2]/*").matches("v2/rm"));
+        assert!(sel("kv/range_[kl]*").matches("kv/range_limit_more"));
+        assert!(!sel("kv/range_[kl]*").matches("kv/range_sort"));
+    }
+
+    #[test]
+    fn a_pattern_without_slash_matches_an_area_or_a_name() {
+        assert!(sel("*watch*").matches("gateway/watch"));
+        assert!(sel("*watch*").matches("watch/from_now"));
+        assert!(sel("maintenance").matches("maintenance/snapshot"));
+        assert!(!sel("*watch*").matches("kv/versions"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_errors() {
+        assert!(Selector::new("kv/[ab").is_err());
+        assert!(Selector::new("{kv,lease").is_err());
     }
 }

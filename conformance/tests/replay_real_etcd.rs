@@ -1,9 +1,12 @@
 //! Every recorded transcript replays without a difference against a fresh real etcd
-//! 3.4.23; and a deliberately altered transcript reports exactly the altered steps.
+//! 3.4.23 (those declaring `server_flags` on an etcd launched with them); and a
+//! deliberately altered transcript reports exactly the altered steps.
 
 mod etcd_support;
 
+use oxetcd_conformance::launch::Launcher;
 use oxetcd_conformance::runner::Runner;
+use oxetcd_conformance::suite::Suite;
 use oxetcd_conformance::transcript;
 use serde_json::Value;
 
@@ -27,16 +30,24 @@ fn every_transcript_matches_real_etcd() {
     );
     let steps: usize = all.iter().map(|l| l.transcript.steps.len()).sum();
     assert!(steps >= 400, "expected at least 400 steps, found {steps}");
+    let flagged = all
+        .iter()
+        .filter(|l| !l.transcript.server_flags.is_empty())
+        .count();
+    assert!(
+        flagged >= 5,
+        "expected the transcripts that need server flags, found {flagged}"
+    );
     let rt = runtime();
     let _guard = rt.enter();
-    let runner = Runner::new(&etcd.endpoint).expect("runner");
-    let results = rt.block_on(async {
-        let mut out = Vec::new();
-        for mut l in all {
-            out.push(runner.run(&l.name, &l.area, &mut l.transcript, false).await);
-        }
-        out
-    });
+    let launcher = Launcher::new("etcd", &etcd_support::transcripts_dir());
+    let mut suite = Suite::new(Some(&etcd.endpoint), Some(launcher)).expect("suite");
+    let mut all = all;
+    let results = rt.block_on(suite.run_all(&mut all, false, |_| {}));
+    assert!(
+        results.iter().all(|r| r.skipped.is_none()),
+        "with a launcher nothing is skipped"
+    );
     let report = oxetcd_conformance::report::text(&results, false);
     assert!(
         results.iter().all(|r| r.ok()),
@@ -62,6 +73,55 @@ fn set_path(v: &mut Value, path: &[&str], new: Value) {
         "path {path:?} does not exist in the transcript"
     );
     *cur = new;
+}
+
+#[test]
+fn flagged_transcripts_are_skipped_on_a_plain_endpoint_and_say_why() {
+    let etcd = etcd_support::RealEtcd::start();
+    let mut all = transcript::load_all(
+        &etcd_support::transcripts_dir(),
+        Some("{watch/fragment,auth/auth_status}"),
+    )
+    .expect("load transcripts");
+    assert_eq!(all.len(), 2);
+    let rt = runtime();
+    let _guard = rt.enter();
+    let mut suite = Suite::new(Some(&etcd.endpoint), None).expect("suite");
+    let results = rt.block_on(suite.run_all(&mut all, false, |_| {}));
+    let plain = &results[0];
+    assert_eq!(plain.name, "auth/auth_status");
+    assert!(plain.ok() && plain.skipped.is_none() && plain.passed == plain.steps);
+    let flagged = &results[1];
+    assert_eq!(flagged.name, "watch/fragment");
+    assert_eq!(flagged.passed + flagged.failed, 0);
+    let why = flagged.skipped.as_deref().expect("skipped");
+    assert!(
+        why.contains("needs flags --max-request-bytes=131072"),
+        "{why}"
+    );
+    let report = oxetcd_conformance::report::text(&results, false);
+    assert!(report.contains("watch/fragment: needs flags"), "{report}");
+    assert!(
+        report.trim_end().ends_with("1 passed, 0 failed, 1 skipped"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_server_that_rejects_the_flags_fails_the_transcript_with_its_exit_status() {
+    let mut all = transcript::load_all(&etcd_support::transcripts_dir(), Some("watch/fragment"))
+        .expect("load transcripts");
+    // `false` accepts any arguments and exits 1 at once: the launch must fail, not hang.
+    let launcher = Launcher::new("false", &etcd_support::transcripts_dir());
+    let rt = runtime();
+    let _guard = rt.enter();
+    let mut suite = Suite::new(None, Some(launcher)).expect("suite");
+    let results = rt.block_on(suite.run_all(&mut all, false, |_| {}));
+    let r = &results[0];
+    assert!(!r.ok());
+    assert_eq!(r.failed, r.steps);
+    let f = r.first_failure.as_ref().expect("failure");
+    assert!(f.got.contains("exited with exit status: 1"), "{}", f.got);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The conformance suite (`conformance/transcripts`, recorded from etcd 3.4.23) replayed
-//! against a fresh `oxetcd`. Transcripts listed in `conformance_known_differences.txt`
+//! against a fresh `oxetcd`; transcripts that declare `server_flags` run on an `oxetcd`
+//! launched with those flags. Transcripts listed in `conformance_known_differences.txt`
 //! are known to differ (each entry says why); every other transcript must match, and a
 //! listed transcript that starts to pass must be removed from the list, so the list only
 //! shrinks.
@@ -14,7 +15,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use oxetcd_conformance::runner::Runner;
+use oxetcd_conformance::launch::Launcher;
+use oxetcd_conformance::suite::Suite;
 use oxetcd_conformance::transcript;
 
 fn known_differences() -> BTreeMap<String, String> {
@@ -60,18 +62,14 @@ fn conformance_replay_against_oxetcd_matches_except_known_differences() {
         .build()
         .expect("tokio runtime");
     let _guard = runtime.enter();
-    let runner = Runner::new(&endpoint).expect("runner");
-    let results = runtime.block_on(async {
-        let mut out = Vec::new();
-        for mut loaded in all {
-            out.push(
-                runner
-                    .run(&loaded.name, &loaded.area, &mut loaded.transcript, false)
-                    .await,
-            );
-        }
-        out
-    });
+    let launcher = Launcher::new(env!("CARGO_BIN_EXE_oxetcd"), &transcripts_dir);
+    let mut suite = Suite::new(Some(&endpoint), Some(launcher)).expect("suite");
+    let mut all = all;
+    let results = runtime.block_on(suite.run_all(&mut all, false, |_| {}));
+    assert!(
+        results.iter().all(|r| r.skipped.is_none()),
+        "with a launcher no transcript is skipped"
+    );
 
     let report = oxetcd_conformance::report::text(&results, false);
     let regressions: Vec<&str> = results
