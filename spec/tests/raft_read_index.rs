@@ -1,6 +1,7 @@
 //! ReadIndex linearizable reads (Raft thesis §6.4, etcd `ReadOnlySafe`): the leader records
 //! its commit index, confirms leadership with a heartbeat quorum, then answers; followers
-//! forward to the leader; a leader that has not committed an entry in its term refuses.
+//! forward to the leader; a leader that has not committed an entry in its term queues the
+//! read until it has.
 
 use oxetcd_spec::raft::sim::{Cluster, SimConfig, is};
 use oxetcd_spec::raft::{MessageKind, NodeId, RaftError, ReadState};
@@ -77,18 +78,65 @@ fn isolated_leader_cannot_answer_reads() {
 }
 
 #[test]
-fn new_leader_refuses_reads_until_it_commits_an_entry_in_its_term() {
+fn new_leader_queues_reads_until_its_empty_entry_commits() {
     let mut c = cluster(3);
     c.campaign(1);
     c.deliver_where(|m| m.kind == MessageKind::Vote);
     c.deliver_where(|m| m.kind == MessageKind::VoteResp);
     assert_eq!(c.leader(), Some(NodeId(1)));
-    assert_eq!(
-        c.node_mut(1).read_index(b"early".to_vec()),
-        Err(RaftError::ReadIndexNotReady)
+    let noop = c.node(1).last_index();
+    assert!(
+        c.node(1).commit_index() < noop,
+        "nothing of term 1 committed yet"
+    );
+    // Accepted, not refused: queued until the leader's empty entry of term 1 commits.
+    assert_eq!(c.node_mut(1).read_index(b"early".to_vec()), Ok(()));
+    // A follower's forwarded read waits in the same queue (n2 learns the leader from its
+    // append; n2's acknowledgement stays in flight, so nothing commits yet).
+    c.deliver_where(|m| is(m, MessageKind::App, 1, 2));
+    c.node_mut(2)
+        .read_index(b"forwarded".to_vec())
+        .expect("follower knows the leader");
+    c.process_readies();
+    assert!(
+        c.read_states(1).is_empty(),
+        "not answered before the commit"
     );
     c.stabilize();
-    assert_eq!(c.node_mut(1).read_index(b"later".to_vec()), Ok(()));
+    assert!(c.node(1).commit_index() >= noop);
+    assert_eq!(
+        c.read_states(1),
+        &[ReadState {
+            index: c.node(1).commit_index(),
+            request_ctx: b"early".to_vec()
+        }]
+    );
+    assert_eq!(
+        c.read_states(2),
+        &[ReadState {
+            index: c.node(1).commit_index(),
+            request_ctx: b"forwarded".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn reads_queued_by_a_leader_that_loses_leadership_are_dropped() {
+    let mut c = cluster(3);
+    c.campaign(1);
+    c.deliver_where(|m| m.kind == MessageKind::Vote);
+    c.deliver_where(|m| m.kind == MessageKind::VoteResp);
+    assert_eq!(c.node_mut(1).read_index(b"early".to_vec()), Ok(()));
+    c.isolate(1);
+    c.campaign(2);
+    c.stabilize();
+    c.heal();
+    c.stabilize();
+    assert_ne!(c.leader(), Some(NodeId(1)));
+    assert!(
+        c.read_states(1).is_empty(),
+        "never answered by a deposed leader"
+    );
 }
 
 #[test]

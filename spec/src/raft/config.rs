@@ -37,6 +37,11 @@ pub struct Config {
     pub max_size_per_msg: u64,
     /// Maximum number of `App` messages in flight to one follower in replicate state.
     pub max_inflight_msgs: usize,
+    /// Leader only: bytes of entry payloads appended in this term but not yet committed
+    /// above which proposals are dropped (`ProposalDropped`), as etcd-raft's
+    /// `MaxUncommittedEntriesSize`. A proposal is always taken when nothing is
+    /// uncommitted, and empty payloads always. 0: no limit.
+    pub max_uncommitted_entries_size: u64,
     /// Leader steps down if it has not heard from a quorum within an election timeout;
     /// followers that heard from a leader recently ignore disruptive votes.
     pub check_quorum: bool,
@@ -62,6 +67,7 @@ impl Config {
             applied: LogIndex(0),
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
+            max_uncommitted_entries_size: 0,
             check_quorum: true,
             pre_vote: true,
             disable_proposal_forwarding: false,

@@ -54,10 +54,6 @@ pub enum RaftError {
     /// The configuration change cannot be applied (for example removing the last voter).
     #[error("invalid configuration change")]
     InvalidConfChange,
-    /// The leader has not yet committed an entry in its term, so it cannot serve a
-    /// ReadIndex request yet (Raft thesis §6.4). Retry shortly.
-    #[error("leader has not committed an entry in its term yet")]
-    ReadIndexNotReady,
     /// `ready()` was called while a previous `Ready` was not yet acknowledged.
     #[error("previous Ready {number} not yet advanced")]
     ReadyNotAdvanced {

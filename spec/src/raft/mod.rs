@@ -12,7 +12,9 @@
 //! check-quorum (thesis §6.2) with the leader-lease rejection of disruptive votes (thesis
 //! §4.2.3); log replication with the consistency check, fast back-off, probe/replicate/
 //! snapshot flow control bounded by `max_inflight_msgs` and `max_size_per_msg`; commit by
-//! counting current-term replicas only (Raft §5.4.2); ReadIndex (thesis §6.4); leader
+//! counting current-term replicas only (Raft §5.4.2); a bound on uncommitted payload bytes
+//! (`Config::max_uncommitted_entries_size`); ReadIndex (thesis §6.4; queued on a new leader
+//! until its first commit in its term); leader
 //! transfer (thesis §3.10); log compaction and snapshots (Raft §7); learners and
 //! single-member configuration changes applied when applied (etcd style, one pending at a
 //! time). [`InjectedBugs`] breaks one rule each, for the model checker.

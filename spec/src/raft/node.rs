@@ -198,8 +198,9 @@ impl<S: Storage> Node<S> {
     /// be unique among pending requests.
     ///
     /// # Errors
-    /// `ReadIndexNotReady` on a leader that has not committed an entry in its term yet;
-    /// `NotLeader` on a follower that knows no leader.
+    /// `NotLeader` on a follower that knows no leader. A leader that has not committed an
+    /// entry of its term yet queues the request and answers it once its empty entry
+    /// commits (as etcd-raft does); a leader that loses leadership first drops it.
     pub fn read_index(&mut self, ctx: Vec<u8>) -> Result<(), RaftError> {
         let result = self.raft.read_index(ctx);
         self.debug_check();

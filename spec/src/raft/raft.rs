@@ -20,6 +20,17 @@ use super::types::{
     Proposed, ReadState, Role, Snapshot, SoftState, Term,
 };
 
+/// Bytes an entry payload counts against `Config::max_uncommitted_entries_size` (its data;
+/// an empty entry counts nothing).
+fn payload_size(payload: &EntryPayload) -> u64 {
+    let bytes = match payload {
+        EntryPayload::Empty => 0,
+        EntryPayload::Normal(data) => data.len(),
+        EntryPayload::ConfChange(cc) => cc.context.len(),
+    };
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}
+
 /// Why a campaign starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum CampaignKind {
@@ -52,6 +63,13 @@ pub(crate) struct Raft<S: Storage> {
     pub(crate) msgs_after_persist: Vec<Message>,
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) read_only: ReadOnly,
+    /// Leader only: ReadIndex requests (context, requester) received before the leader
+    /// committed an entry of its term; served once it does (thesis §6.4, etcd-raft's
+    /// `pendingReadIndexMessages`), dropped on any role or term change.
+    pub(crate) pending_read_index: Vec<(Vec<u8>, NodeId)>,
+    /// Leader only: payload bytes appended in this term and not yet committed (bounded by
+    /// `cfg.max_uncommitted_entries_size`).
+    pub(crate) uncommitted_size: u64,
     pub(crate) lead_transferee: Option<NodeId>,
     /// Index of the latest conf change appended by this leader; a new one may be proposed
     /// only once the applied index reaches it.
@@ -96,6 +114,8 @@ impl<S: Storage> Raft<S> {
             msgs_after_persist: Vec::new(),
             read_states: Vec::new(),
             read_only: ReadOnly::default(),
+            pending_read_index: Vec::new(),
+            uncommitted_size: 0,
             lead_transferee: None,
             pending_conf_index: LogIndex(0),
             election_elapsed: 0,
@@ -294,6 +314,8 @@ impl<S: Storage> Raft<S> {
         self.lead_transferee = None;
         self.votes.clear();
         self.read_only = ReadOnly::default();
+        self.pending_read_index.clear();
+        self.uncommitted_size = 0;
         self.pending_conf_index = LogIndex(0);
         self.rebuild_progress();
     }
@@ -501,6 +523,16 @@ impl<S: Storage> Raft<S> {
         if !self.progress.contains_key(&self.id) || self.lead_transferee.is_some() {
             return Err(RaftError::ProposalDropped);
         }
+        let size: u64 = payloads.iter().map(payload_size).sum();
+        let limit = self.cfg.max_uncommitted_entries_size;
+        if limit > 0
+            && self.uncommitted_size > 0
+            && size > 0
+            && self.uncommitted_size + size > limit
+        {
+            return Err(RaftError::ProposalDropped);
+        }
+        self.uncommitted_size = self.uncommitted_size.saturating_add(size);
         for payload in &mut payloads {
             if let EntryPayload::ConfChange(cc) = payload {
                 let refused =
@@ -573,7 +605,10 @@ impl<S: Storage> Raft<S> {
 
     fn leader_read_index(&mut self, ctx: Vec<u8>, from: NodeId) -> Result<(), RaftError> {
         if !self.committed_entry_in_current_term() {
-            return Err(RaftError::ReadIndexNotReady);
+            // Its commit index may still lag entries earlier leaders committed: answer
+            // once the empty entry of this term commits.
+            self.pending_read_index.push((ctx, from));
+            return Ok(());
         }
         let index = self.log.committed;
         if self.conf.voters.len() <= 1 && self.conf.voters.contains(&self.id) {
@@ -888,14 +923,37 @@ impl<S: Storage> Raft<S> {
         let index = committed_index(&self.conf.voters, |id| {
             progress.get(&id).map(|p| p.matched).unwrap_or_default()
         });
-        if self.cfg.bugs.commit_previous_term_by_counting {
-            if index > self.log.committed && index <= self.log.last_index() {
+        let before = self.log.committed;
+        let committed = if self.cfg.bugs.commit_previous_term_by_counting {
+            let advance = index > self.log.committed && index <= self.log.last_index();
+            if advance {
                 self.log.commit_to(index);
-                return true;
             }
-            return false;
+            advance
+        } else {
+            self.log.maybe_commit(index, self.term)
+        };
+        if committed {
+            let released: u64 = self
+                .log
+                .slice(before.next(), self.log.committed.next(), None)
+                .map(|entries| entries.iter().map(|e| payload_size(&e.payload)).sum())
+                .unwrap_or(self.uncommitted_size);
+            self.uncommitted_size = self.uncommitted_size.saturating_sub(released);
+            self.release_pending_read_index();
         }
-        self.log.maybe_commit(index, self.term)
+        committed
+    }
+
+    /// Serves the ReadIndex requests queued before this leader's first commit in its
+    /// term, once that commit happened.
+    fn release_pending_read_index(&mut self) {
+        if self.pending_read_index.is_empty() || !self.committed_entry_in_current_term() {
+            return;
+        }
+        for (ctx, from) in std::mem::take(&mut self.pending_read_index) {
+            let _served = self.leader_read_index(ctx, from);
+        }
     }
 
     fn step_candidate(&mut self, m: Message) {
@@ -1123,6 +1181,10 @@ impl<S: Storage> Raft<S> {
             }
             Role::PreCandidate | Role::Follower => {}
         }
+        assert!(
+            self.role == Role::Leader || self.pending_read_index.is_empty(),
+            "only a leader queues ReadIndex requests"
+        );
         if let Some(leader) = self.leader
             && leader != self.id
         {

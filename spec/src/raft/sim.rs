@@ -46,6 +46,8 @@ pub struct SimConfig {
     pub bugs: InjectedBugs,
     /// Let the chaos run propose membership changes (add learner, promote, remove).
     pub membership_changes: bool,
+    /// Every node's `Config::max_uncommitted_entries_size` (0: no limit).
+    pub max_uncommitted_entries_size: u64,
 }
 
 impl SimConfig {
@@ -63,6 +65,7 @@ impl SimConfig {
             max_inflight_msgs: 4,
             bugs: InjectedBugs::default(),
             membership_changes: false,
+            max_uncommitted_entries_size: 0,
         }
     }
 
@@ -74,6 +77,7 @@ impl SimConfig {
         cfg.check_quorum = self.check_quorum;
         cfg.max_size_per_msg = self.max_size_per_msg;
         cfg.max_inflight_msgs = self.max_inflight_msgs;
+        cfg.max_uncommitted_entries_size = self.max_uncommitted_entries_size;
         cfg.seed = self.seed.wrapping_mul(31).wrapping_add(id.0);
         cfg.bugs = self.bugs;
         cfg.applied = applied;
