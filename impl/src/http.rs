@@ -1,6 +1,6 @@
 //! The HTTP endpoints on the client port: `/version`, `/health` and `/metrics`
-//! (Prometheus text with etcd's metric names for the basics). The v2 keys API and the
-//! v3 JSON gateway are not served yet.
+//! (Prometheus text with etcd's metric names for the basics). The v2 keys API is not
+//! served yet; the v3 JSON gateway is [`crate::gateway`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;

@@ -9,6 +9,7 @@ pub mod authority;
 pub mod compactor;
 pub mod config;
 pub mod errors;
+pub mod gateway;
 pub mod http;
 pub mod logging;
 pub mod node_loop;

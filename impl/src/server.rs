@@ -2,8 +2,10 @@
 //! start the node loop and serve the client port (gRPC and HTTP on one listener, as
 //! etcd does: HTTP/1.1 and h2c are told apart per connection).
 //!
+//! The v3 JSON gateway ([`crate::gateway`]) calls the same gRPC services in process.
+//!
 //! Not done yet: the peer transport (a multi-member `--initial-cluster` is refused with a
-//! clear message), TLS serving (https URLs are refused), the v2 API and the JSON gateway.
+//! clear message), TLS serving (https URLs are refused) and the v2 API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -151,7 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         config: config.clone(),
     };
     crate::v3::maintenance::start_background(&ctx, &data);
-    let router = client_router(&ctx, &data);
+    let router = client_router(&ctx, &data)?;
     let mut client_addrs = Vec::new();
     for listen in &config.listen_client_urls {
         let listener = bind(listen).await?;
@@ -184,7 +186,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     })
 }
 
-fn client_router(ctx: &Context, data: &DataDir) -> axum::Router {
+fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> {
     let limit = ctx.max_request_bytes.saturating_add(GRPC_OVERHEAD_BYTES);
     let grpc = tonic::service::Routes::new(
         pb::kv_server::KvServer::new(kv::KvService(ctx.clone())).max_decoding_message_size(limit),
@@ -206,11 +208,14 @@ fn client_router(ctx: &Context, data: &DataDir) -> axum::Router {
             data_dir: data.clone(),
         },
     ));
-    grpc.into_axum_router()
+    let grpc = grpc.into_axum_router();
+    let gateway = crate::gateway::router(grpc.clone(), limit)?;
+    Ok(grpc
+        .merge(gateway)
         .merge(crate::http::router(crate::http::HttpState {
             node: ctx.node.clone(),
             data_dir: data.clone(),
-        }))
+        })))
 }
 
 async fn bind(listen: &url::Url) -> anyhow::Result<TcpListener> {
