@@ -3,6 +3,7 @@
 //! branch on exactly what they would with etcd.
 
 use oxetcd_spec::apply::ApplyError;
+use oxetcd_spec::auth::{AuthError, GrpcCode};
 use oxetcd_spec::lease::LeaseError;
 use oxetcd_spec::mvcc::MvccError;
 use tonic::{Code, Status};
@@ -77,12 +78,24 @@ pub fn alarm(error: oxetcd_spec::alarm::AlarmError) -> Status {
     Status::new(code, error.to_string())
 }
 
+/// An auth error as etcd sends it (the code `spec::auth` assigns, etcd's text).
+pub fn auth(error: AuthError) -> Status {
+    let code = match error.grpc_code() {
+        GrpcCode::InvalidArgument => Code::InvalidArgument,
+        GrpcCode::PermissionDenied => Code::PermissionDenied,
+        GrpcCode::FailedPrecondition => Code::FailedPrecondition,
+        GrpcCode::Unauthenticated => Code::Unauthenticated,
+    };
+    Status::new(code, error.to_string())
+}
+
 /// An apply error as etcd sends it.
 pub fn apply(error: ApplyError) -> Status {
     match error {
         ApplyError::Mvcc(error) => mvcc(error),
         ApplyError::Lease(error) => lease(error),
         ApplyError::Alarm(error) => alarm(error),
+        ApplyError::Auth(error) => auth(error),
         other => Status::new(Code::Unknown, other.to_string()),
     }
 }

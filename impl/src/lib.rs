@@ -16,5 +16,6 @@ pub mod node_loop;
 pub mod server;
 pub mod snapshot;
 pub mod storage;
+pub mod token;
 pub mod v3;
 pub mod version;

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use oxetcd_spec::apply::{AppState, Applied, Command, Proposal};
+use oxetcd_spec::apply::{AppState, Applied, AuthInfo, Command, Proposal};
 use oxetcd_spec::lease::LeaseId;
 use oxetcd_spec::mvcc::Event;
 use oxetcd_spec::raft::{EntryPayload, LogIndex, Node, Ready, Role, Storage};
@@ -57,6 +57,8 @@ pub enum Input {
     Propose {
         /// The command.
         command: Command,
+        /// The sender's identity from its auth token (`None`: no token).
+        auth: Option<AuthInfo>,
         /// Where the applied result goes.
         reply: oneshot::Sender<Result<Applied, LoopError>>,
     },
@@ -129,9 +131,26 @@ impl NodeHandle {
     /// # Errors
     /// [`LoopError`] if there is no leader, the loop stopped or the proposal was lost.
     pub async fn propose(&self, command: Command) -> Result<Applied, LoopError> {
+        self.propose_as(command, None).await
+    }
+
+    /// Proposes `command` on behalf of `auth` (etcd's request header user and auth
+    /// revision) and waits until it is applied.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::propose`].
+    pub async fn propose_as(
+        &self,
+        command: Command,
+        auth: Option<AuthInfo>,
+    ) -> Result<Applied, LoopError> {
         let (reply, wait) = oneshot::channel();
         self.inputs
-            .send(Input::Propose { command, reply })
+            .send(Input::Propose {
+                command,
+                auth,
+                reply,
+            })
             .await
             .map_err(|_| LoopError::Stopped)?;
         wait.await.map_err(|_| LoopError::Stopped)?
@@ -204,6 +223,9 @@ pub struct LoopConfig {
     /// Campaign at once when this member is the only voter (etcd's
     /// `--initial-election-tick-advance` makes a lone member elect itself immediately).
     pub campaign_at_start: bool,
+    /// The auth token provider, told about every applied auth command (simple tokens
+    /// are registered and dropped at apply, on every member).
+    pub tokens: Arc<crate::token::Tokens>,
 }
 
 /// Most inputs taken into one batch before the Ready is processed (bounds latency).
@@ -330,8 +352,16 @@ impl NodeLoop {
 
     fn revoke_expired_leases(&mut self) {
         let now_ms = self.handle.now_ms();
-        let expired = match self.handle.state.read() {
-            Ok(state) => state.expired_leases(now_ms, LEASE_REVOKES_PER_TICK),
+        // Revoked as root when auth is on (etcd's `WithRoot`): a revoke needs write
+        // access to the lease's keys.
+        let (expired, auth) = match self.handle.state.read() {
+            Ok(state) => (
+                state.expired_leases(now_ms, LEASE_REVOKES_PER_TICK),
+                state
+                    .auth()
+                    .is_enabled()
+                    .then(|| AuthInfo::new(oxetcd_spec::auth::ROOT_USER, state.auth().revision())),
+            ),
             Err(_) => return,
         };
         for id in expired {
@@ -340,7 +370,7 @@ impl NodeLoop {
             }
             let proposal = Proposal {
                 request_id: self.handle.ids.next(),
-                auth: None,
+                auth: auth.clone(),
                 command: Command::LeaseRevoke { id },
             };
             if self
@@ -355,11 +385,15 @@ impl NodeLoop {
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Propose { command, reply } => {
+            Input::Propose {
+                command,
+                auth,
+                reply,
+            } => {
                 let request_id = self.handle.ids.next();
                 let proposal = Proposal {
                     request_id,
-                    auth: None,
+                    auth,
                     command,
                 };
                 match self
@@ -497,6 +531,11 @@ impl NodeLoop {
             };
             if let Command::LeaseRevoke { id } = &proposal.command {
                 self.revoking.remove(id);
+            }
+            if let Command::Auth(command) = &proposal.command {
+                self.config
+                    .tokens
+                    .on_applied(index, command, &applied.result);
             }
             if !applied.events.is_empty() {
                 // Sent under the write lock: a watcher that reads history under the read

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oxetcd_api::etcdserverpb as pb;
+use oxetcd_api::{v3electionpb, v3lockpb};
 use oxetcd_spec::apply::{AppConfig, AppState};
 use oxetcd_spec::membership;
 use oxetcd_spec::raft::{ConfState, LogIndex, Node, NodeId};
@@ -22,7 +23,7 @@ use crate::node_loop::{self, LoopConfig, NodeHandle};
 use crate::storage::backend::FjallBackend;
 use crate::storage::raft_log::FjallRaftStorage;
 use crate::storage::{DataDir, Identity};
-use crate::v3::{Context, cluster, kv, lease, maintenance, watch};
+use crate::v3::{Context, auth, cluster, election, kv, lease, lock, maintenance, watch};
 use crate::version::ETCD_CAPABILITY_VERSION;
 
 /// gRPC allows this much over `--max-request-bytes` for framing (etcd's
@@ -132,6 +133,20 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         state.applied_index(),
         config.data_dir.display()
     );
+    let bcrypt_cost = if (4..=31).contains(&config.bcrypt_cost) {
+        config.bcrypt_cost
+    } else {
+        tracing::warn!(
+            "auth: Use default bcrypt-cost {} instead of the invalid value {}",
+            crate::token::DEFAULT_BCRYPT_COST,
+            config.bcrypt_cost
+        );
+        crate::token::DEFAULT_BCRYPT_COST
+    };
+    let tokens = Arc::new(
+        crate::token::Tokens::from_flag(&config.auth_token, config.auth_token_ttl, bcrypt_cost)
+            .map_err(|error| anyhow::anyhow!("--auth-token: {error}"))?,
+    );
     let node = Node::new(raft_config, raft_storage)?;
     let (handle, node_task) = node_loop::start(
         node,
@@ -142,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             tick: Duration::from_millis(config.heartbeat_interval_ms),
             snapshot_count: config.snapshot_count,
             campaign_at_start: true,
+            tokens: tokens.clone(),
         },
     );
 
@@ -151,6 +167,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         max_request_bytes: usize::try_from(config.max_request_bytes).unwrap_or(usize::MAX),
         max_txn_ops: usize::try_from(config.max_txn_ops).unwrap_or(usize::MAX),
         config: config.clone(),
+        tokens,
     };
     crate::v3::maintenance::start_background(&ctx, &data);
     let router = client_router(&ctx, &data)?;
@@ -199,6 +216,15 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
         pb::lease_server::LeaseServer::new(lease::LeaseService(ctx.clone()))
             .max_decoding_message_size(limit),
     )
+    .add_service(pb::auth_server::AuthServer::new(auth::AuthService(
+        ctx.clone(),
+    )))
+    .add_service(v3lockpb::lock_server::LockServer::new(lock::LockService(
+        ctx.clone(),
+    )))
+    .add_service(v3electionpb::election_server::ElectionServer::new(
+        election::ElectionService(ctx.clone()),
+    ))
     .add_service(pb::cluster_server::ClusterServer::new(
         cluster::ClusterService(ctx.clone()),
     ))

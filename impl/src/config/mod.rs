@@ -117,6 +117,10 @@ pub struct Config {
     pub peer_tls: TlsFiles,
     /// `--auth-token` as given (`simple` or `jwt,...`).
     pub auth_token: String,
+    /// `--bcrypt-cost` (4 to 31; other values fall back to 10 with a warning, as in etcd).
+    pub bcrypt_cost: u32,
+    /// `--auth-token-ttl`: seconds a simple token lives after its last use.
+    pub auth_token_ttl: u64,
     /// `--logger`.
     pub logger: Logger,
     /// `--log-level`.
@@ -532,6 +536,8 @@ fn build(raw: &RawValues) -> Result<Config, ConfigError> {
         client_tls: reader.tls("")?,
         peer_tls: reader.tls("peer-")?,
         auth_token: reader.text("auth-token"),
+        bcrypt_cost: u32::try_from(reader.unsigned("bcrypt-cost")?).unwrap_or(u32::MAX),
+        auth_token_ttl: reader.unsigned("auth-token-ttl")?,
         logger: match reader.one_of("logger")?.as_str() {
             "zap" => Logger::Zap,
             _ => Logger::Capnslog,

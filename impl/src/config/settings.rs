@@ -400,13 +400,13 @@ pub const SETTINGS: &[Setting] = &[
         "simple",
         "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
     ),
-    accepted(
+    used(
         "bcrypt-cost",
         Kind::Unsigned,
         "10",
         "Cost of the bcrypt algorithm for hashing auth passwords.",
     ),
-    accepted(
+    used(
         "auth-token-ttl",
         Kind::Unsigned,
         "300",

@@ -23,14 +23,19 @@ impl pb::kv_server::Kv for KvService {
         request: Request<pb::RangeRequest>,
     ) -> Result<tonic::Response<pb::RangeResponse>, Status> {
         let ctx = &self.0;
+        let auth = ctx.auth_info(&request)?.unwrap_or_default();
         let request = convert::range_from_pb(request.into_inner());
         oxetcd_spec::mvcc::validate::check_range(&request).map_err(errors::mvcc)?;
         if !request.serializable {
             ctx.linearizable_barrier().await?;
         }
-        let response = ctx
-            .read(|state| state.range(&request))?
-            .map_err(errors::mvcc)?;
+        let response = ctx.read(|state| {
+            state
+                .auth()
+                .is_range_permitted(&auth, &request.key, &request.range_end)
+                .map_err(errors::auth)?;
+            state.range(&request).map_err(errors::mvcc)
+        })??;
         Ok(tonic::Response::new(convert::range_to_pb(
             response,
             ctx.header(),
@@ -43,9 +48,10 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<tonic::Response<pb::PutResponse>, Status> {
         let ctx = &self.0;
         ctx.check_size(request.get_ref())?;
+        let auth = ctx.auth_info(&request)?;
         let request = convert::put_from_pb(request.into_inner());
         oxetcd_spec::mvcc::validate::check_put(&request).map_err(errors::mvcc)?;
-        let applied = ctx.propose(Command::Put(request)).await?;
+        let applied = ctx.propose_as(Command::Put(request), auth).await?;
         match applied.result.map_err(errors::apply)? {
             Response::Put(response) => Ok(tonic::Response::new(convert::put_to_pb(
                 response,
@@ -61,9 +67,10 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<tonic::Response<pb::DeleteRangeResponse>, Status> {
         let ctx = &self.0;
         ctx.check_size(request.get_ref())?;
+        let auth = ctx.auth_info(&request)?;
         let request = convert::delete_from_pb(request.into_inner());
         oxetcd_spec::mvcc::validate::check_delete(&request).map_err(errors::mvcc)?;
-        let applied = ctx.propose(Command::DeleteRange(request)).await?;
+        let applied = ctx.propose_as(Command::DeleteRange(request), auth).await?;
         match applied.result.map_err(errors::apply)? {
             Response::DeleteRange(response) => Ok(tonic::Response::new(convert::delete_to_pb(
                 response,
@@ -82,9 +89,10 @@ impl pb::kv_server::Kv for KvService {
         if convert::txn_op_count(request.get_ref()) > ctx.max_txn_ops {
             return Err(errors::too_many_ops());
         }
+        let auth = ctx.auth_info(&request)?;
         let request = convert::txn_from_pb(request.into_inner());
         oxetcd_spec::mvcc::validate::check_txn(&request).map_err(errors::mvcc)?;
-        let applied = ctx.propose(Command::Txn(request)).await?;
+        let applied = ctx.propose_as(Command::Txn(request), auth).await?;
         match applied.result.map_err(errors::apply)? {
             Response::Txn(response) => Ok(tonic::Response::new(convert::txn_to_pb(
                 response,
@@ -99,12 +107,13 @@ impl pb::kv_server::Kv for KvService {
         request: Request<pb::CompactionRequest>,
     ) -> Result<tonic::Response<pb::CompactionResponse>, Status> {
         let ctx = &self.0;
+        let auth = ctx.auth_info(&request)?;
         let request = request.into_inner();
         let command = Command::Compaction(CompactionRequest {
             revision: request.revision,
             physical: request.physical,
         });
-        let applied = ctx.propose(command).await?;
+        let applied = ctx.propose_as(command, auth).await?;
         match applied.result.map_err(errors::apply)? {
             Response::Compaction(response) => Ok(tonic::Response::new(pb::CompactionResponse {
                 header: ctx.header().at(response.revision),

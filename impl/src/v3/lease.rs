@@ -27,6 +27,7 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<tonic::Response<pb::LeaseGrantResponse>, Status> {
         let ctx = &self.0;
+        let auth = ctx.auth_info(&request)?;
         let request = request.into_inner();
         let id = if request.id == 0 {
             i64::try_from(ctx.node.next_id()).unwrap_or(1)
@@ -34,10 +35,13 @@ impl pb::lease_server::Lease for LeaseService {
             request.id
         };
         let applied = ctx
-            .propose(Command::LeaseGrant {
-                id: LeaseId(id),
-                ttl_secs: request.ttl,
-            })
+            .propose_as(
+                Command::LeaseGrant {
+                    id: LeaseId(id),
+                    ttl_secs: request.ttl,
+                },
+                auth,
+            )
             .await?;
         match applied.result.map_err(errors::apply)? {
             Response::LeaseGrant(granted) => Ok(tonic::Response::new(pb::LeaseGrantResponse {
@@ -57,8 +61,9 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<tonic::Response<pb::LeaseRevokeResponse>, Status> {
         let ctx = &self.0;
+        let auth = ctx.auth_info(&request)?;
         let id = LeaseId(request.into_inner().id);
-        let applied = ctx.propose(Command::LeaseRevoke { id }).await?;
+        let applied = ctx.propose_as(Command::LeaseRevoke { id }, auth).await?;
         match applied.result.map_err(errors::apply)? {
             Response::LeaseRevoke(revoked) => Ok(tonic::Response::new(pb::LeaseRevokeResponse {
                 header: ctx.header().at(revoked.revision),

@@ -54,6 +54,8 @@ struct WatchStream {
     watchers: BTreeMap<i64, Watcher>,
     next_auto_id: i64,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    /// The auth token the stream was opened with (checked at each create).
+    token: Option<String>,
 }
 
 #[tonic::async_trait]
@@ -65,6 +67,7 @@ impl pb::watch_server::Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<tonic::Response<Self::WatchStream>, Status> {
+        let token = super::request_token(request.metadata());
         let incoming = request.into_inner();
         let (out, receiver) = mpsc::channel(RESPONSE_QUEUE);
         let live = self.0.node.events.subscribe();
@@ -73,6 +76,7 @@ impl pb::watch_server::Watch for WatchService {
             watchers: BTreeMap::new(),
             next_auto_id: 0,
             out,
+            token,
         };
         tokio::spawn(stream.run(incoming, live));
         Ok(tonic::Response::new(Box::pin(
@@ -145,7 +149,42 @@ impl WatchStream {
         }
     }
 
+    /// etcd's `isWatchPermitted`: why the stream's user may not watch the range, as
+    /// etcd 3.4.23 words the cancel reason (the gRPC status text), or `None`.
+    fn watch_refusal(&self, create: &pb::WatchCreateRequest) -> Option<String> {
+        let status = match self.ctx.token_info(self.token.as_deref()) {
+            Ok(info) => {
+                let info = info.unwrap_or_default();
+                let checked = self.ctx.read(|state| {
+                    state
+                        .auth()
+                        .is_range_permitted(&info, &create.key, &create.range_end)
+                });
+                crate::errors::auth(checked.ok()?.err()?)
+            }
+            Err(status) => status,
+        };
+        Some(format!(
+            "rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        ))
+    }
+
     async fn create(&mut self, create: pb::WatchCreateRequest) -> bool {
+        if let Some(cancel_reason) = self.watch_refusal(&create) {
+            let header = self.ctx.header().at(self.current_revision());
+            return self
+                .send(pb::WatchResponse {
+                    header,
+                    watch_id: -1,
+                    created: true,
+                    canceled: true,
+                    cancel_reason,
+                    ..Default::default()
+                })
+                .await;
+        }
         let id = if create.watch_id != 0 {
             create.watch_id
         } else {
