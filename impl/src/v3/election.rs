@@ -138,11 +138,11 @@ async fn campaign(
         };
         if let Some(kv) = existing {
             leader.rev = kv.create_revision;
-            if kv.value != request.value {
-                if let Err(status) = proclaim(caller, &leader, request.value).await {
-                    let _ = resign(caller, &leader).await;
-                    return Err(status);
-                }
+            if kv.value != request.value
+                && let Err(status) = proclaim(caller, &leader, request.value).await
+            {
+                let _ = resign(caller, &leader).await;
+                return Err(status);
             }
         }
     }

@@ -67,12 +67,11 @@ async fn lock(caller: &Caller, name: &[u8], lease: i64) -> Result<(i64, Vec<u8>)
     };
     let response = caller.txn(txn).await?;
     let mut my_revision = response.revision;
-    if !response.succeeded {
-        if let Some(ResponseOp::Range(mine)) = response.responses.first() {
-            if let Some(kv) = mine.kvs.first() {
-                my_revision = kv.create_revision;
-            }
-        }
+    if !response.succeeded
+        && let Some(ResponseOp::Range(mine)) = response.responses.first()
+        && let Some(kv) = mine.kvs.first()
+    {
+        my_revision = kv.create_revision;
     }
     let holder = match response.responses.get(1) {
         Some(ResponseOp::Range(owner)) => owner.kvs.first().map(|kv| kv.create_revision),
