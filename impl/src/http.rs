@@ -1,6 +1,6 @@
 //! The HTTP endpoints on the client port: `/version`, `/health` and `/metrics`
-//! (Prometheus text with etcd's metric names for the basics). The v2 keys API is not
-//! served yet; the v3 JSON gateway is [`crate::gateway`].
+//! (Prometheus text with etcd's metric names for the basics). The v2 API is in
+//! [`crate::v2`]; the v3 JSON gateway is [`crate::gateway`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -50,9 +50,10 @@ async fn health(State(state): State<HttpState>) -> impl IntoResponse {
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
+    // etcd writes no Content-Type here: Go sniffs the JSON as plain text.
     (
         code,
-        [(header::CONTENT_TYPE, "application/json")],
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         format!("{{\"health\":\"{healthy}\"}}"),
     )
 }

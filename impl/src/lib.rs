@@ -17,5 +17,6 @@ pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod token;
+pub mod v2;
 pub mod v3;
 pub mod version;

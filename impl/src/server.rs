@@ -5,7 +5,7 @@
 //! The v3 JSON gateway ([`crate::gateway`]) calls the same gRPC services in process.
 //!
 //! Not done yet: the peer transport (a multi-member `--initial-cluster` is refused with a
-//! clear message), TLS serving (https URLs are refused) and the v2 API.
+//! clear message) and TLS serving (https URLs are refused).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,9 +81,6 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         anyhow::bail!(
             "client TLS (--cert-file/--key-file/--auto-tls, https URLs) is not served yet"
         );
-    }
-    if config.enable_v2 {
-        tracing::warn!("--enable-v2 is accepted but the v2 API is not served yet");
     }
     for (flag, value) in &config.accepted_only {
         tracing::warn!(
@@ -241,7 +238,8 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
         .merge(crate::http::router(crate::http::HttpState {
             node: ctx.node.clone(),
             data_dir: data.clone(),
-        })))
+        }))
+        .merge(crate::v2::router(ctx)))
 }
 
 async fn bind(listen: &url::Url) -> anyhow::Result<TcpListener> {
