@@ -257,10 +257,12 @@ impl AuthorityFix {
     fn finish_block(&mut self, block: Block) {
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut fixed = false;
+        let mut authority_seen = false;
         let decoder = &mut self.decoder;
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decoder.decode_with_cb(&block.fragment, |name: Cow<[u8]>, value: Cow<[u8]>| {
                 let value = if name.as_ref() == b":authority" {
+                    authority_seen = true;
                     match fix_authority(&value) {
                         Some(new) => {
                             fixed = true;
@@ -283,6 +285,12 @@ impl AuthorityFix {
         }
         if !fixed && !self.transcode {
             self.output.extend_from_slice(&block.raw);
+            if authority_seen {
+                // A client sends one authority per connection: the first request's was
+                // fine, so the rest of the connection passes through uninspected (HPACK
+                // decoding every request costs more than serving it).
+                self.mode = Mode::Passthrough;
+            }
             return;
         }
         self.transcode = true;
@@ -489,6 +497,9 @@ impl axum::serve::Listener for FixingListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        // Responses go out as several small writes (headers, data, trailers): without
+        // TCP_NODELAY, Nagle holds the later ones until the client's delayed ACK.
+        let _ = io.set_nodelay(true);
         (AuthorityFixStream::new(io), addr)
     }
 
@@ -581,6 +592,24 @@ mod tests {
         ));
         input.extend(frame(0x0, END_STREAM, 1, b"data"));
         assert_eq!(run(&input, input.len()), input);
+    }
+
+    #[test]
+    fn a_connection_whose_first_authority_is_valid_is_not_inspected_further() {
+        let mut fix = AuthorityFix::new();
+        let mut input = PREFACE.to_vec();
+        input.extend(SETTINGS);
+        input.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &request_block("127.0.0.1:2379", "/a"),
+        ));
+        fix.feed(&input).unwrap();
+        let taken = fix.output().len();
+        assert_eq!(taken, input.len());
+        fix.consume(taken);
+        assert!(fix.is_passthrough());
     }
 
     #[test]

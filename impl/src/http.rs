@@ -1,6 +1,7 @@
 //! The HTTP endpoints on the client port: `/version`, `/health` and `/metrics`
-//! (Prometheus text with etcd's metric names for the basics). The v2 API is in
-//! [`crate::v2`]; the v3 JSON gateway is [`crate::gateway`].
+//! (Prometheus text with etcd's metric names, help texts and types for the basics:
+//! leader, proposals, WAL fsync duration histogram with etcd's buckets, database
+//! size). The v2 API is in [`crate::v2`]; the v3 JSON gateway is [`crate::gateway`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::node_loop::NodeHandle;
+use crate::node_loop::{FSYNC_BUCKET_SECONDS, NodeHandle, Status};
 use crate::storage::DataDir;
 use crate::version::{ETCD_CLUSTER_VERSION, ETCD_VERSION};
 
@@ -90,13 +91,19 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "etcd_server_proposals_committed_total",
         "gauge",
         "The total number of consensus proposals committed.",
-        load(&status.applied_index).to_string(),
+        load(&status.commit_index).to_string(),
     );
     metric(
         "etcd_server_proposals_applied_total",
         "gauge",
         "The total number of consensus proposals applied.",
         load(&status.applied_index).to_string(),
+    );
+    metric(
+        "etcd_server_proposals_pending",
+        "gauge",
+        "The current number of pending proposals to commit.",
+        load(&status.proposals_pending).to_string(),
     );
     metric(
         "etcd_server_proposals_failed_total",
@@ -110,16 +117,7 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         "Total size of the underlying database physically allocated in bytes.",
         state.data_dir.backend_size_bytes().to_string(),
     );
-    let fsync_seconds = Duration::from_micros(load(&status.fsync_micros)).as_secs_f64();
-    let fsyncs = load(&status.fsyncs);
-    let _ = writeln!(
-        text,
-        "# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync called by WAL.\n\
-         # TYPE etcd_disk_wal_fsync_duration_seconds histogram\n\
-         etcd_disk_wal_fsync_duration_seconds_bucket{{le=\"+Inf\"}} {fsyncs}\n\
-         etcd_disk_wal_fsync_duration_seconds_sum {fsync_seconds}\n\
-         etcd_disk_wal_fsync_duration_seconds_count {fsyncs}"
-    );
+    fsync_histogram(&mut text, status);
     let _ = writeln!(
         text,
         "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current version.\n\
@@ -128,4 +126,22 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-use std::time::Duration;
+/// `etcd_disk_wal_fsync_duration_seconds` with etcd's buckets (cumulative counts).
+fn fsync_histogram(text: &mut String, status: &Status) {
+    let name = "etcd_disk_wal_fsync_duration_seconds";
+    let _ = writeln!(
+        text,
+        "# HELP {name} The latency distributions of fsync called by WAL.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0;
+    for (bound, count) in FSYNC_BUCKET_SECONDS.iter().zip(&status.fsync_buckets) {
+        cumulative += count.load(Ordering::Relaxed);
+        let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let count = status.fsyncs.load(Ordering::Relaxed);
+    let sum = status.fsync_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(
+        text,
+        "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
+    );
+}

@@ -2,8 +2,9 @@
 //! executor contract (documented in `oxetcd_spec::raft::node`), for this member.
 //!
 //! Inputs arrive as [`Input`]s on a bounded channel (client proposals, linearizable read
-//! requests) and as ticks of a tokio interval (`--heartbeat-interval`). After each batch
-//! of inputs the loop drains every Ready: persist (snapshot, entries, hard state) to
+//! requests; the reads taken in one batch share one ReadIndex request) and as ticks of
+//! a tokio interval (`--heartbeat-interval`). After each batch of inputs the loop drains
+//! every Ready: persist (snapshot, entries, hard state) to
 //! fjall and sync once if the Ready asks (group commit: all proposals taken in the same
 //! batch share the fsync), send messages (a single member has none; the peer transport
 //! is not built yet), apply committed entries through `AppState::apply`, publish their
@@ -91,18 +92,52 @@ pub struct Status {
     pub raft_index: AtomicU64,
     /// Applied index.
     pub applied_index: AtomicU64,
+    /// Committed index.
+    pub commit_index: AtomicU64,
     /// Proposals committed (applied) since start.
     pub proposals_committed: AtomicU64,
     /// Proposals that failed (dropped, no leader).
     pub proposals_failed: AtomicU64,
+    /// Client proposals waiting for their entry to apply.
+    pub proposals_pending: AtomicU64,
     /// Number of fsyncs done.
     pub fsyncs: AtomicU64,
     /// Sum of fsync durations, microseconds.
     pub fsync_micros: AtomicU64,
+    /// Fsyncs per duration bucket: bucket `i` counts those of at most
+    /// [`FSYNC_BUCKET_SECONDS`]`[i]` (not cumulative).
+    pub fsync_buckets: [AtomicU64; FSYNC_BUCKETS],
     /// Times this member saw a leader change.
     pub leader_changes: AtomicU64,
     /// Bytes the database occupies on disk, sampled (see `v3::maintenance`).
     pub db_size: AtomicU64,
+}
+
+/// Number of fsync duration buckets (etcd's WAL fsync histogram: 1 ms doubling 14 times).
+pub const FSYNC_BUCKETS: usize = 14;
+
+/// Upper bound of each fsync duration bucket, seconds.
+pub const FSYNC_BUCKET_SECONDS: [f64; FSYNC_BUCKETS] = [
+    0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096,
+    8.192,
+];
+
+impl Status {
+    /// Records one fsync that took `took`.
+    pub fn record_fsync(&self, took: Duration) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let seconds = took.as_secs_f64();
+        if let Some(bucket) = FSYNC_BUCKET_SECONDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+        {
+            self.fsync_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The handle the API uses to talk to the loop.
@@ -233,6 +268,9 @@ const INPUT_BATCH_MAX: usize = 1024;
 /// Most expired leases revoked per tick (etcd: `leaseRevokeRate` is 1000/s).
 const LEASE_REVOKES_PER_TICK: usize = 100;
 
+/// Linearizable reads waiting on one ReadIndex request.
+type ReadGroup = Vec<oneshot::Sender<Result<(), LoopError>>>;
+
 /// The loop's own state.
 struct NodeLoop {
     node: Node<FjallRaftStorage>,
@@ -241,12 +279,14 @@ struct NodeLoop {
     inputs: mpsc::Receiver<Input>,
     /// Proposals waiting for their entry, by request id.
     waiting: BTreeMap<u64, oneshot::Sender<Result<Applied, LoopError>>>,
+    /// Linearizable reads taken in the current input batch: they share one ReadIndex.
+    reads_batch: ReadGroup,
     /// ReadIndex requests Raft refused for now (leader not ready), retried on tick.
-    reads_retry: Vec<oneshot::Sender<Result<(), LoopError>>>,
+    reads_retry: Vec<ReadGroup>,
     /// ReadIndex requests not yet answered by Raft, by context id.
-    reads_pending: BTreeMap<u64, oneshot::Sender<Result<(), LoopError>>>,
+    reads_pending: BTreeMap<u64, ReadGroup>,
     /// ReadIndex requests answered by Raft, waiting for the applied index.
-    reads_confirmed: VecDeque<(LogIndex, oneshot::Sender<Result<(), LoopError>>)>,
+    reads_confirmed: VecDeque<(LogIndex, ReadGroup)>,
     /// Leases whose revoke is in flight (not proposed twice).
     revoking: BTreeSet<LeaseId>,
     /// Applied index of the last log compaction.
@@ -285,6 +325,7 @@ pub fn start(
         config,
         inputs,
         waiting: BTreeMap::new(),
+        reads_batch: Vec::new(),
         reads_retry: Vec::new(),
         reads_pending: BTreeMap::new(),
         reads_confirmed: VecDeque::new(),
@@ -316,6 +357,10 @@ impl NodeLoop {
                         }
                         taken += 1;
                     }
+                    let reads = std::mem::take(&mut self.reads_batch);
+                    if !reads.is_empty() {
+                        self.request_read_index(reads);
+                    }
                 }
             }
         }
@@ -327,21 +372,24 @@ impl NodeLoop {
             self.revoke_expired_leases();
         }
         // ReadIndex requests refused earlier (leader not ready yet) are retried here.
-        for reply in std::mem::take(&mut self.reads_retry) {
-            self.request_read_index(reply);
+        for reads in std::mem::take(&mut self.reads_retry) {
+            self.request_read_index(reads);
         }
     }
 
-    fn request_read_index(&mut self, reply: oneshot::Sender<Result<(), LoopError>>) {
+    /// One ReadIndex request for a group of reads (all the reads of one input batch).
+    fn request_read_index(&mut self, reads: ReadGroup) {
         let id = self.handle.ids.next();
         match self.node.read_index(id.to_be_bytes().to_vec()) {
             Ok(()) => {
-                self.reads_pending.insert(id, reply);
+                self.reads_pending.insert(id, reads);
             }
             // A leader that has not committed in its term yet: retried on the next tick.
-            Err(_) if self.has_leader() => self.reads_retry.push(reply),
+            Err(_) if self.has_leader() => self.reads_retry.push(reads),
             Err(_) => {
-                let _ = reply.send(Err(LoopError::NoLeader));
+                for reply in reads {
+                    let _ = reply.send(Err(LoopError::NoLeader));
+                }
             }
         }
     }
@@ -412,7 +460,7 @@ impl NodeLoop {
                     }
                 }
             }
-            Input::ReadIndex { reply } => self.request_read_index(reply),
+            Input::ReadIndex { reply } => self.reads_batch.push(reply),
         }
     }
 
@@ -445,12 +493,7 @@ impl NodeLoop {
                 .data_dir()
                 .sync()
                 .map_err(|error| error.to_string())?;
-            let status = &self.handle.status;
-            status.fsyncs.fetch_add(1, Ordering::Relaxed);
-            status.fsync_micros.fetch_add(
-                u64::try_from(started.elapsed().as_micros()).unwrap_or(0),
-                Ordering::Relaxed,
-            );
+            self.handle.status.record_fsync(started.elapsed());
         }
         // Step 5: messages_after_persist would be sent here.
         if let Some(soft) = &ready.soft_state {
@@ -462,8 +505,8 @@ impl NodeLoop {
             let Ok(bytes) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
                 continue;
             };
-            if let Some(reply) = self.reads_pending.remove(&u64::from_be_bytes(bytes)) {
-                self.reads_confirmed.push_back((read_state.index, reply));
+            if let Some(reads) = self.reads_pending.remove(&u64::from_be_bytes(bytes)) {
+                self.reads_confirmed.push_back((read_state.index, reads));
             }
         }
         self.answer_confirmed_reads();
@@ -472,6 +515,12 @@ impl NodeLoop {
         status
             .raft_index
             .store(self.node.last_index().0, Ordering::Relaxed);
+        status
+            .commit_index
+            .store(self.node.commit_index().0, Ordering::Relaxed);
+        status
+            .proposals_pending
+            .store(self.waiting.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -566,8 +615,10 @@ impl NodeLoop {
             if index.0 > applied {
                 break;
             }
-            if let Some((_, reply)) = self.reads_confirmed.pop_front() {
-                let _ = reply.send(Ok(()));
+            if let Some((_, reads)) = self.reads_confirmed.pop_front() {
+                for reply in reads {
+                    let _ = reply.send(Ok(()));
+                }
             }
         }
     }

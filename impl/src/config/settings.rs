@@ -460,6 +460,12 @@ pub const SETTINGS: &[Setting] = &[
         "false",
         "Force to create a new one member cluster.",
     ),
+    used(
+        "experimental-watch-progress-notify-interval",
+        Kind::Text,
+        "10m",
+        "Duration of periodical watch progress notification.",
+    ),
 ];
 
 /// Looks a setting up by its flag name.

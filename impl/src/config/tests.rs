@@ -268,3 +268,39 @@ fn config_file_from_environment_and_bad_values_in_it() {
     let missing = refuse(&["--config-file", "/nonexistent/etcd.yml"], &[]);
     assert_eq!(missing.exit_code(), 1);
 }
+
+#[test]
+fn watch_progress_notify_interval_takes_go_durations_and_defaults_to_ten_minutes() {
+    let (config, _) = serve(&[], &[]);
+    assert_eq!(
+        config.experimental_watch_progress_notify_interval,
+        std::time::Duration::from_secs(600)
+    );
+    let (config, _) = serve(
+        &["--experimental-watch-progress-notify-interval", "1m30.5s"],
+        &[],
+    );
+    assert_eq!(
+        config.experimental_watch_progress_notify_interval,
+        std::time::Duration::from_millis(90_500)
+    );
+    let (config, _) = serve(
+        &[],
+        &[("ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", "250ms")],
+    );
+    assert_eq!(
+        config.experimental_watch_progress_notify_interval,
+        std::time::Duration::from_millis(250)
+    );
+    let error = refuse(&["--experimental-watch-progress-notify-interval=abc"], &[]);
+    assert_eq!(
+        error.to_string(),
+        "invalid value \"abc\" for flag -experimental-watch-progress-notify-interval: parse error"
+    );
+    assert_eq!(parse_go_duration("10"), None);
+    assert_eq!(
+        parse_go_duration("1h"),
+        Some(std::time::Duration::from_secs(3600))
+    );
+    assert_eq!(parse_go_duration("0"), Some(std::time::Duration::ZERO));
+}

@@ -50,10 +50,7 @@ impl FjallBackend {
         for bucket in Bucket::ALL {
             let keyspace = data
                 .db
-                .keyspace(
-                    &keyspace_name(bucket),
-                    fjall::KeyspaceCreateOptions::default,
-                )
+                .keyspace(&keyspace_name(bucket), super::keyspace_options)
                 .map_err(|source| StorageError::Fjall {
                     path: data.path.clone(),
                     source,

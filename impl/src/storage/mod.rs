@@ -34,6 +34,20 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 /// The directory inside the data dir that holds the fjall database.
 pub const DB_DIR: &str = "member/oxetcd-fjall";
 
+/// fjall's block cache. The applied state lives in memory (`spec::mvcc::Store`), so
+/// the cache serves mostly restarts and log reads: kept small to keep memory low.
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Memtable size per keyspace before fjall flushes it to disk. fjall's default (64 MiB)
+/// would keep the whole recent Raft log and key history in memory a second time, and
+/// make a restart replay that much journal.
+const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Options of every keyspace this data dir opens.
+pub(crate) fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
+
 /// Why the data dir could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -151,6 +165,7 @@ impl DataDir {
         };
         let db = Database::builder(&path)
             .manual_journal_persist(true)
+            .cache_size(CACHE_BYTES)
             .open()
             .map_err(fjall_error)?;
         let wal_db = match wal_dir {
@@ -163,6 +178,7 @@ impl DataDir {
                 })?;
                 Database::builder(&wal_path)
                     .manual_journal_persist(true)
+                    .cache_size(CACHE_BYTES)
                     .open()
                     .map_err(|source| StorageError::Fjall {
                         path: wal_path.clone(),
@@ -171,10 +187,10 @@ impl DataDir {
             }
         };
         let raft = wal_db
-            .keyspace("raft", KeyspaceCreateOptions::default)
+            .keyspace("raft", keyspace_options)
             .map_err(fjall_error)?;
         let log = wal_db
-            .keyspace("raft_log", KeyspaceCreateOptions::default)
+            .keyspace("raft_log", keyspace_options)
             .map_err(fjall_error)?;
         Ok(DataDir {
             path,

@@ -7,13 +7,30 @@
 //! revision reaches a watcher exactly once and in order. A stream that falls behind the
 //! live feed catches each watcher up from history the same way (or cancels it with the
 //! compacted revision, as etcd does when history is gone).
+//!
+//! What the client sees follows etcd 3.4.23:
+//! - live events: one response per applied entry and watcher, header revision that
+//!   entry's revision; history (catch-up): the events of up to [`CATCH_UP_MAX_REVISIONS`]
+//!   revisions in one response, header revision the current one;
+//! - automatic ids count up from 0 and skip ids in use; an explicit id that is in use
+//!   is refused with a created-and-canceled response, watch id -1 and etcd's reason;
+//! - a watcher whose start revision is compacted gets a canceled response carrying the
+//!   compact revision and a header without revision;
+//! - `progress_request` answers with watch id -1 and the current revision; watchers
+//!   created with `progress_notify` get a progress response (their id, no events) every
+//!   `--experimental-watch-progress-notify-interval` unless events reached them since the
+//!   last one;
+//! - watchers created with `fragment` get responses larger than `--max-request-bytes`
+//!   split into several, every part but the last marked `fragment`.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 use oxetcd_api::etcdserverpb as pb;
 use oxetcd_spec::mvcc::{Event, EventKind, MvccError};
+use prost::Message as _;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tonic::{Request, Status, Streaming};
@@ -28,6 +45,13 @@ pub struct WatchService(pub Context);
 /// Bound on responses queued for one stream.
 const RESPONSE_QUEUE: usize = 256;
 
+/// Most distinct revisions whose events one catch-up response carries (etcd's
+/// `watchBatchMaxRevs`).
+pub const CATCH_UP_MAX_REVISIONS: usize = 1000;
+
+/// The reason etcd gives for a duplicate explicit watch id.
+pub const DUPLICATE_WATCH_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
+
 /// One watcher of a stream.
 #[derive(Debug)]
 struct Watcher {
@@ -36,6 +60,12 @@ struct Watcher {
     prev_kv: bool,
     no_put: bool,
     no_delete: bool,
+    /// Split responses over `--max-request-bytes` (etcd's `fragment`).
+    fragment: bool,
+    /// Created with `progress_notify`.
+    progress_notify: bool,
+    /// A progress notification is due at the next tick (no events since the last one).
+    progress_due: bool,
     /// The lowest revision not yet delivered.
     next_revision: i64,
 }
@@ -70,19 +100,75 @@ impl pb::watch_server::Watch for WatchService {
         let token = super::request_token(request.metadata());
         let incoming = request.into_inner();
         let (out, receiver) = mpsc::channel(RESPONSE_QUEUE);
-        let live = self.0.node.events.subscribe();
+        let ctx = &self.0;
+        let live = ctx.node.events.subscribe();
+        let progress_interval = ctx.config.experimental_watch_progress_notify_interval;
         let stream = WatchStream {
-            ctx: self.0.clone(),
+            ctx: ctx.clone(),
             watchers: BTreeMap::new(),
             next_auto_id: 0,
             out,
             token,
         };
-        tokio::spawn(stream.run(incoming, live));
+        tokio::spawn(stream.run(incoming, live, progress_interval));
         Ok(tonic::Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(receiver),
         )))
     }
+}
+
+/// Splits `response` into parts whose encoded size stays under `max_bytes` (each part
+/// holds at least one event), every part but the last marked `fragment`. A response
+/// under the limit or with fewer than two events is returned whole.
+pub fn fragments(response: pb::WatchResponse, max_bytes: usize) -> Vec<pb::WatchResponse> {
+    if response.events.len() < 2 || response.encoded_len() < max_bytes {
+        return vec![response];
+    }
+    let mut template = response;
+    let events = std::mem::take(&mut template.events);
+    template.fragment = true;
+    let empty_len = template.encoded_len();
+    let mut parts = Vec::new();
+    let mut current = template.clone();
+    let mut current_len = empty_len;
+    for event in events {
+        let event_len = event.encoded_len();
+        // Each repeated field element costs its tag (1 byte), its length and its body.
+        let added = 1 + prost::encoding::encoded_len_varint(event_len as u64) + event_len;
+        if !current.events.is_empty() && current_len + added >= max_bytes {
+            parts.push(std::mem::replace(&mut current, template.clone()));
+            current_len = empty_len;
+        }
+        current_len += added;
+        current.events.push(event);
+    }
+    current.fragment = false;
+    parts.push(current);
+    parts
+}
+
+/// The history events `watcher` wants, grouped into the events of up to
+/// [`CATCH_UP_MAX_REVISIONS`] revisions per response.
+fn history_batches(watcher: &Watcher, events: &[Event]) -> Vec<Vec<oxetcd_api::mvccpb::Event>> {
+    let mut batches = Vec::new();
+    let mut batch = Vec::new();
+    let mut revisions = 0;
+    let mut last_revision = None;
+    for event in events.iter().filter(|event| watcher.wants(event)) {
+        if last_revision != Some(event.kv.mod_revision) {
+            if revisions == CATCH_UP_MAX_REVISIONS {
+                batches.push(std::mem::take(&mut batch));
+                revisions = 0;
+            }
+            revisions += 1;
+            last_revision = Some(event.kv.mod_revision);
+        }
+        batch.push(convert::event_to_pb(event, watcher.prev_kv));
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
 }
 
 impl WatchStream {
@@ -90,7 +176,11 @@ impl WatchStream {
         mut self,
         mut incoming: Streaming<pb::WatchRequest>,
         mut live: broadcast::Receiver<AppliedEvents>,
+        progress_interval: Duration,
     ) {
+        let period = progress_interval.max(Duration::from_millis(1));
+        let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let keep_going = tokio::select! {
                 request = incoming.next() => match request {
@@ -102,6 +192,7 @@ impl WatchStream {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
                     Err(broadcast::error::RecvError::Closed) => false,
                 },
+                _ = progress.tick() => self.on_progress_tick().await,
             };
             if !keep_going {
                 return;
@@ -111,6 +202,19 @@ impl WatchStream {
 
     async fn send(&self, response: pb::WatchResponse) -> bool {
         self.out.send(Ok(response)).await.is_ok()
+    }
+
+    /// Sends an event response for watcher `id`, split if it asked for fragments.
+    async fn send_events(&self, fragment: bool, response: pb::WatchResponse) -> bool {
+        if !fragment {
+            return self.send(response).await;
+        }
+        for part in fragments(response, self.ctx.max_request_bytes) {
+            if !self.send(part).await {
+                return false;
+            }
+        }
+        true
     }
 
     fn current_revision(&self) -> i64 {
@@ -171,6 +275,40 @@ impl WatchStream {
         ))
     }
 
+    /// The periodic progress notification for watchers that asked for it and got no
+    /// events since the last one.
+    async fn on_progress_tick(&mut self) -> bool {
+        if !self
+            .watchers
+            .values()
+            .any(|watcher| watcher.progress_notify)
+        {
+            return true;
+        }
+        let current = self.current_revision();
+        let mut due = Vec::new();
+        for (id, watcher) in &mut self.watchers {
+            if !watcher.progress_notify {
+                continue;
+            }
+            if watcher.progress_due {
+                due.push(*id);
+            }
+            watcher.progress_due = true;
+        }
+        for id in due {
+            let response = pb::WatchResponse {
+                header: self.ctx.header().at(current),
+                watch_id: id,
+                ..Default::default()
+            };
+            if !self.send(response).await {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn create(&mut self, create: pb::WatchCreateRequest) -> bool {
         if let Some(cancel_reason) = self.watch_refusal(&create) {
             let header = self.ctx.header().at(self.current_revision());
@@ -191,8 +329,23 @@ impl WatchStream {
             while self.watchers.contains_key(&self.next_auto_id) {
                 self.next_auto_id += 1;
             }
-            self.next_auto_id
+            let id = self.next_auto_id;
+            self.next_auto_id += 1;
+            id
         };
+        if self.watchers.contains_key(&id) {
+            let header = self.ctx.header().at(self.current_revision());
+            return self
+                .send(pb::WatchResponse {
+                    header,
+                    watch_id: -1,
+                    created: true,
+                    canceled: true,
+                    cancel_reason: DUPLICATE_WATCH_ID.to_owned(),
+                    ..Default::default()
+                })
+                .await;
+        }
         let filters = &create.filters;
         let no_put = filters.contains(&(pb::watch_create_request::FilterType::Noput as i32));
         let no_delete = filters.contains(&(pb::watch_create_request::FilterType::Nodelete as i32));
@@ -202,21 +355,11 @@ impl WatchStream {
             prev_kv: create.prev_kv,
             no_put,
             no_delete,
+            fragment: create.fragment,
+            progress_notify: create.progress_notify,
+            progress_due: create.progress_notify,
             next_revision: 0,
         };
-        if self.watchers.contains_key(&id) {
-            // etcd refuses a duplicate explicit id with a canceled create response.
-            let header = self.ctx.header().at(self.current_revision());
-            return self
-                .send(pb::WatchResponse {
-                    header,
-                    watch_id: id,
-                    created: true,
-                    canceled: true,
-                    ..Default::default()
-                })
-                .await;
-        }
         let history = self.ctx.read(|state| {
             let current = state.store().current_revision();
             if create.start_revision <= 0 || create.start_revision > current {
@@ -225,23 +368,14 @@ impl WatchStream {
                 } else {
                     create.start_revision
                 };
-                return (
-                    current,
-                    Ok(Vec::new()),
-                    start,
-                    state.store().compact_revision(),
-                );
+                return (current, Ok(Vec::new()), start);
             }
             let events =
                 state.events_since(create.start_revision, &watcher.key, &watcher.range_end);
-            (
-                current,
-                events,
-                current + 1,
-                state.store().compact_revision(),
-            )
+            let events = events.map_err(|error| (error, state.store().compact_revision()));
+            (current, events, current + 1)
         });
-        let Ok((current, events, next_revision, compact_revision)) = history else {
+        let Ok((current, events, next_revision)) = history else {
             return false;
         };
         let header = self.ctx.header().at(current);
@@ -258,79 +392,92 @@ impl WatchStream {
         }
         let events = match events {
             Ok(events) => events,
-            Err(MvccError::Compacted) => {
-                return self.send_compacted(id, current, compact_revision).await;
+            Err((MvccError::Compacted, compact_revision)) => {
+                return self.send_compacted(id, compact_revision).await;
             }
             Err(_) => Vec::new(),
         };
         watcher.next_revision = create.start_revision.max(1);
-        let delivered = self.deliver(id, &watcher, &events, current).await;
+        let delivered = self
+            .deliver_history(id, &mut watcher, &events, current)
+            .await;
         watcher.next_revision = next_revision;
         self.watchers.insert(id, watcher);
-        self.next_auto_id = self.next_auto_id.max(id + 1);
         delivered
     }
 
-    async fn send_compacted(&self, id: i64, current: i64, compact_revision: i64) -> bool {
-        let header = self.ctx.header().at(current);
+    /// The canceled response of a watcher whose start revision is compacted: etcd 3.4
+    /// sends it with the compact revision, no reason and a header without revision.
+    async fn send_compacted(&self, id: i64, compact_revision: i64) -> bool {
         self.send(pb::WatchResponse {
-            header,
+            header: self.ctx.header().at(0),
             watch_id: id,
             canceled: true,
             compact_revision,
-            cancel_reason: MvccError::Compacted.to_string(),
             ..Default::default()
         })
         .await
     }
 
-    /// Sends the events `watcher` wants, grouped in one response per revision.
-    async fn deliver(
+    /// Sends the history events `watcher` wants, the events of up to
+    /// [`CATCH_UP_MAX_REVISIONS`] revisions per response, header revision `current`.
+    async fn deliver_history(
         &self,
         id: i64,
-        watcher: &Watcher,
+        watcher: &mut Watcher,
         events: &[Event],
-        header_revision: i64,
+        current: i64,
     ) -> bool {
-        let mut chosen: Vec<&Event> = events.iter().filter(|event| watcher.wants(event)).collect();
-        while !chosen.is_empty() {
-            let revision = chosen[0].kv.mod_revision;
-            let split = chosen
-                .iter()
-                .position(|event| event.kv.mod_revision != revision)
-                .unwrap_or(chosen.len());
-            let rest = chosen.split_off(split);
+        let batches = history_batches(watcher, events);
+        if batches.is_empty() {
+            return true;
+        }
+        watcher.progress_due = false;
+        for batch in batches {
             let response = pb::WatchResponse {
-                header: self.ctx.header().at(header_revision.max(revision)),
+                header: self.ctx.header().at(current),
                 watch_id: id,
-                events: chosen
-                    .iter()
-                    .map(|event| convert::event_to_pb(event, watcher.prev_kv))
-                    .collect(),
+                events: batch,
                 ..Default::default()
             };
-            if !self.send(response).await {
+            if !self.send_events(watcher.fragment, response).await {
                 return false;
             }
-            chosen = rest;
         }
         true
     }
 
     async fn on_live(&mut self, applied: &AppliedEvents) -> bool {
-        let ids: Vec<i64> = self.watchers.keys().copied().collect();
-        for id in ids {
-            let Some(watcher) = self.watchers.get(&id) else {
+        let header = self.ctx.header().at(applied.revision);
+        let mut responses = Vec::new();
+        for (id, watcher) in &mut self.watchers {
+            if watcher.next_revision > applied.revision {
                 continue;
-            };
-            if !self
-                .deliver(id, watcher, &applied.events, applied.revision)
-                .await
-            {
-                return false;
             }
-            if let Some(watcher) = self.watchers.get_mut(&id) {
-                watcher.next_revision = watcher.next_revision.max(applied.revision + 1);
+            let events: Vec<_> = applied
+                .events
+                .iter()
+                .filter(|event| watcher.wants(event))
+                .map(|event| convert::event_to_pb(event, watcher.prev_kv))
+                .collect();
+            watcher.next_revision = applied.revision + 1;
+            if events.is_empty() {
+                continue;
+            }
+            watcher.progress_due = false;
+            responses.push((
+                watcher.fragment,
+                pb::WatchResponse {
+                    header,
+                    watch_id: *id,
+                    events,
+                    ..Default::default()
+                },
+            ));
+        }
+        for (fragment, response) in responses {
+            if !self.send_events(fragment, response).await {
+                return false;
             }
         }
         true
@@ -340,36 +487,87 @@ impl WatchStream {
     async fn catch_up(&mut self) -> bool {
         let ids: Vec<i64> = self.watchers.keys().copied().collect();
         for id in ids {
-            let Some(watcher) = self.watchers.get(&id) else {
+            let Some(mut watcher) = self.watchers.remove(&id) else {
                 continue;
             };
             let from = watcher.next_revision;
-            let Ok((current, events, compact_revision)) = self.ctx.read(|state| {
-                (
-                    state.store().current_revision(),
-                    state.events_since(from, &watcher.key, &watcher.range_end),
-                    state.store().compact_revision(),
-                )
+            let Ok((current, events)) = self.ctx.read(|state| {
+                let events = state
+                    .events_since(from, &watcher.key, &watcher.range_end)
+                    .map_err(|_| state.store().compact_revision());
+                (state.store().current_revision(), events)
             }) else {
                 return false;
             };
             match events {
                 Ok(events) => {
-                    if !self.deliver(id, watcher, &events, current).await {
+                    if !self
+                        .deliver_history(id, &mut watcher, &events, current)
+                        .await
+                    {
                         return false;
                     }
-                    if let Some(watcher) = self.watchers.get_mut(&id) {
-                        watcher.next_revision = current + 1;
-                    }
+                    watcher.next_revision = current + 1;
+                    self.watchers.insert(id, watcher);
                 }
-                Err(_) => {
-                    self.watchers.remove(&id);
-                    if !self.send_compacted(id, current, compact_revision).await {
+                Err(compact_revision) => {
+                    if !self.send_compacted(id, compact_revision).await {
                         return false;
                     }
                 }
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(size: usize) -> oxetcd_api::mvccpb::Event {
+        oxetcd_api::mvccpb::Event {
+            kv: Some(oxetcd_api::mvccpb::KeyValue {
+                key: b"k".to_vec(),
+                value: vec![b'v'; size],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn response(events: usize, size: usize) -> pb::WatchResponse {
+        pb::WatchResponse {
+            watch_id: 3,
+            events: (0..events).map(|_| event(size)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn small_responses_and_single_events_are_not_fragmented() {
+        let parts = fragments(response(3, 10), 1000);
+        assert_eq!(parts.len(), 1);
+        assert!(!parts[0].fragment);
+        let parts = fragments(response(1, 5000), 1000);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].events.len(), 1);
+    }
+
+    #[test]
+    fn large_responses_split_under_the_limit_and_only_the_last_is_unmarked() {
+        let whole = response(10, 300);
+        let parts = fragments(whole.clone(), 1000);
+        assert!(parts.len() > 1, "{} parts", parts.len());
+        let (last, rest) = parts.split_last().unwrap();
+        assert!(rest.iter().all(|part| part.fragment));
+        assert!(!last.fragment);
+        for part in &parts {
+            assert!(!part.events.is_empty());
+            assert!(part.events.len() == 1 || part.encoded_len() < 1000);
+            assert_eq!(part.watch_id, 3);
+        }
+        let rejoined: Vec<_> = parts.into_iter().flat_map(|part| part.events).collect();
+        assert_eq!(rejoined, whole.events);
     }
 }
