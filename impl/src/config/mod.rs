@@ -414,7 +414,8 @@ impl Reader<'_> {
 
     /// A Go duration (`10m`, `1.5s`, `1h30m`, `250ms`), as etcd's duration flags take.
     fn duration(&self, key: &'static str) -> Result<std::time::Duration, ConfigError> {
-        parse_go_duration(self.text(key).trim()).ok_or_else(|| self.invalid(key, "parse error"))
+        crate::compactor::parse_go_duration(self.text(key).trim())
+            .ok_or_else(|| self.invalid(key, "parse error"))
     }
 
     fn boolean(&self, key: &'static str) -> Result<bool, ConfigError> {
@@ -565,45 +566,6 @@ fn build(raw: &RawValues) -> Result<Config, ConfigError> {
     };
     verify(&config, &reader)?;
     Ok(config)
-}
-
-/// Parses a Go duration string (`time.ParseDuration`): a sequence of decimal numbers,
-/// each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`); `0` alone is allowed.
-/// Negative durations are refused (none of etcd's duration settings takes one).
-pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
-    let mut rest = text.strip_prefix('+').unwrap_or(text);
-    if rest == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        nanos += number * scale;
-    }
-    if !nanos.is_finite() || nanos > u64::MAX as f64 {
-        return None;
-    }
-    Some(std::time::Duration::from_nanos(nanos as u64))
 }
 
 /// etcd's cross-setting checks (`embed.Config.Validate` and friends), with etcd's texts.
