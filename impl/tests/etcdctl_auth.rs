@@ -206,3 +206,43 @@ fn jwt_tokens_authorise_requests() {
         "etcdserver: authentication failed, invalid user ID or password",
     );
 }
+
+#[test]
+fn defrag_and_snapshot_are_for_root_only_as_with_etcd() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    set_up_users(&server);
+    assert_eq!(server.ok(&["auth", "enable"]), "Authentication Enabled\n");
+    // Texts recorded from etcd 3.4.23: a non-root user is refused, no user at all too.
+    let (ok, stdout, stderr) = run(&server, &["--user=alice:alicepw", "defrag"]);
+    let stderr = stdout + &stderr;
+    assert!(!ok, "defrag as alice must fail");
+    assert!(
+        stderr.contains("Failed to defragment etcd member")
+            && stderr.contains("rpc error: code = Unknown desc = auth: permission denied"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run(&server, &["defrag"]);
+    let stderr = stdout + &stderr;
+    assert!(!ok, "defrag without a user must fail");
+    assert!(
+        stderr.contains("rpc error: code = Unknown desc = auth: user name is empty"),
+        "{stderr}"
+    );
+    let snapshot = dir.path().join("alice.db");
+    fails_with(
+        &server,
+        &[
+            "--user=alice:alicepw",
+            "snapshot",
+            "save",
+            snapshot.to_str().unwrap(),
+        ],
+        "rpc error: code = Unknown desc = auth: permission denied",
+    );
+    assert!(
+        server
+            .ok(&["--user=root:rootpw", "defrag"])
+            .starts_with("Finished defragmenting etcd member")
+    );
+}

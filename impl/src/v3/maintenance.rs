@@ -233,8 +233,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _request: Request<pb::DefragmentRequest>,
+        request: Request<pb::DefragmentRequest>,
     ) -> Result<tonic::Response<pb::DefragmentResponse>, Status> {
+        // etcd: Defragment, Hash, HashKV and Snapshot are for the root role when auth is on.
+        self.ctx.check_admin(&request)?;
         let data_dir = self.data_dir.clone();
         tokio::task::spawn_blocking(move || data_dir.defragment())
             .await
@@ -253,8 +255,9 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
 
     async fn hash(
         &self,
-        _request: Request<pb::HashRequest>,
+        request: Request<pb::HashRequest>,
     ) -> Result<tonic::Response<pb::HashResponse>, Status> {
+        self.ctx.check_admin(&request)?;
         Err(errors::not_implemented("Maintenance.Hash"))
     }
 
@@ -262,6 +265,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<tonic::Response<pb::HashKvResponse>, Status> {
+        self.ctx.check_admin(&request)?;
         let revision = request.into_inner().revision;
         let hash = self
             .ctx
@@ -285,8 +289,9 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _request: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<tonic::Response<Self::SnapshotStream>, Status> {
+        self.ctx.check_admin(&request)?;
         let backend = self.ctx.read(|state| state.store().backend().clone())?;
         let spool = self.data_dir.spool_dir();
         // Written to a temporary file first: the stream announces the remaining size.
