@@ -104,19 +104,9 @@ pub fn seeded_walk(
     let mut taken = Vec::new();
     let mut actions = Vec::new();
     while taken.len() < steps {
-        actions.clear();
-        model.actions(&state, &mut actions);
-        let mut next = None;
-        while !actions.is_empty() {
-            let action = actions.swap_remove(rng.below(actions.len()));
-            if let Some(candidate) = model.next_state(&state, action.clone())
-                && model.within_boundary(&candidate)
-            {
-                next = Some((action, candidate));
-                break;
-            }
-        }
-        let Some((action, candidate)) = next else {
+        let Some((action, candidate)) =
+            crate::walk::random_step(model, &state, &mut rng, &mut actions)
+        else {
             break;
         };
         taken.push(action);

@@ -52,6 +52,28 @@ impl SplitMix64 {
     }
 }
 
+/// One uniformly chosen enabled action from `state` that changes it and stays within the
+/// model's boundary, with the state it leads to; `None` when there is none. `actions` is
+/// scratch space, reused across steps.
+pub fn random_step(
+    model: &ClusterModel,
+    state: &ClusterState,
+    rng: &mut SplitMix64,
+    actions: &mut Vec<ModelAction>,
+) -> Option<(ModelAction, ClusterState)> {
+    actions.clear();
+    model.actions(state, actions);
+    while !actions.is_empty() {
+        let action = actions.swap_remove(rng.below(actions.len()));
+        if let Some(candidate) = model.next_state(state, action.clone())
+            && model.within_boundary(&candidate)
+        {
+            return Some((action, candidate));
+        }
+    }
+    None
+}
+
 /// Walks `model` for at most `limit`, each walk at most `depth_max` steps. Stops early at
 /// the first violated safety property, or, if `stop_at_examples`, once every "sometimes"
 /// property has an example.
@@ -106,19 +128,8 @@ pub fn random_walks(
             if taken.len() >= depth_max {
                 break;
             }
-            actions.clear();
-            model.actions(&state, &mut actions);
-            let mut next = None;
-            while !actions.is_empty() {
-                let action = actions.swap_remove(rng.below(actions.len()));
-                if let Some(candidate) = model.next_state(&state, action.clone())
-                    && model.within_boundary(&candidate)
-                {
-                    next = Some((action, candidate));
-                    break;
-                }
-            }
-            let Some((action, candidate)) = next else {
+            let Some((action, candidate)) = random_step(model, &state, &mut rng, &mut actions)
+            else {
                 break;
             };
             taken.push(action);
