@@ -283,9 +283,18 @@ fn from_flags_and_env(
             continue;
         }
         let key = suffix.to_lowercase().replace('_', "-");
+        // `ETCD_VERSION` names the `--version` flag: etcd recognises it and, since it looks
+        // at the flag only on the command line, then ignores it.
+        if key == "version" {
+            continue;
+        }
         match settings::find(&key) {
             Some(setting) if raw.contains_key(setting.key) => {
                 return Err(ConfigError::EnvConflict(name.clone()));
+            }
+            // As etcd: an empty variable sets nothing, and is reported as unrecognized.
+            Some(_) if value.is_empty() => {
+                warnings.push(format!("unrecognized environment variable {name}="));
             }
             Some(setting) => {
                 raw.insert(setting.key, value.clone());

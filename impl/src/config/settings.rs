@@ -257,6 +257,42 @@ pub const SETTINGS: &[Setting] = &[
         "Suffix to the dns srv name queried when bootstrapping.",
     ),
     accepted(
+        "proxy",
+        Kind::OneOf(&["off", "readonly", "on"]),
+        "off",
+        "Proxy mode setting ('off', 'readonly' or 'on').",
+    ),
+    accepted(
+        "proxy-failure-wait",
+        Kind::Unsigned,
+        "5000",
+        "Time (in milliseconds) an endpoint will be held in a failed state.",
+    ),
+    accepted(
+        "proxy-refresh-interval",
+        Kind::Unsigned,
+        "30000",
+        "Time (in milliseconds) of the endpoints refresh interval.",
+    ),
+    accepted(
+        "proxy-dial-timeout",
+        Kind::Unsigned,
+        "1000",
+        "Time (in milliseconds) for a dial to timeout.",
+    ),
+    accepted(
+        "proxy-write-timeout",
+        Kind::Unsigned,
+        "5000",
+        "Time (in milliseconds) for a write to timeout.",
+    ),
+    accepted(
+        "proxy-read-timeout",
+        Kind::Unsigned,
+        "0",
+        "Time (in milliseconds) for a read to timeout.",
+    ),
+    accepted(
         "strict-reconfig-check",
         Kind::Bool,
         "true",
@@ -441,6 +477,18 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Text,
         "default",
         "Specify 'stdout' or 'stderr' to skip journald logging.",
+    ),
+    accepted(
+        "log-output",
+        Kind::Text,
+        "default",
+        "[DEPRECATED] Use '--log-outputs'.",
+    ),
+    accepted(
+        "log-package-levels",
+        Kind::Text,
+        "",
+        "Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG').",
     ),
     used(
         "log-level",

@@ -298,3 +298,38 @@ fn watch_progress_notify_interval_takes_go_durations_and_defaults_to_ten_minutes
         "invalid value \"abc\" for flag -experimental-watch-progress-notify-interval: parse error"
     );
 }
+
+#[test]
+fn a_packaged_etcd_conf_environment_loads_and_warns_only_about_empty_variables() {
+    // The environment a distribution's /etc/etcd/etcd.conf sets: deprecated proxy and
+    // logging settings are accepted, empty ones are unset and reported as etcd reports them.
+    let (config, warnings) = serve(
+        &[],
+        &[
+            ("ETCD_NAME", "etcd-0-8"),
+            ("ETCD_CORS", ""),
+            ("ETCD_WAL_DIR", ""),
+            ("ETCD_PROXY", "off"),
+            ("ETCD_PROXY_FAILURE_WAIT", "5000"),
+            ("ETCD_PROXY_REFRESH_INTERVAL", "30000"),
+            ("ETCD_PROXY_DIAL_TIMEOUT", "1000"),
+            ("ETCD_PROXY_WRITE_TIMEOUT", "5000"),
+            ("ETCD_PROXY_READ_TIMEOUT", "0"),
+            ("ETCD_LOG_OUTPUT", "default"),
+            ("ETCD_LOG_PACKAGE_LEVELS", ""),
+            ("ETCD_VERSION", "false"),
+            ("ETCD_DEBUG", "false"),
+        ],
+    );
+    assert_eq!(config.name, "etcd-0-8");
+    assert_eq!(
+        warnings,
+        vec![
+            "unrecognized environment variable ETCD_CORS=".to_owned(),
+            "unrecognized environment variable ETCD_LOG_PACKAGE_LEVELS=".to_owned(),
+            "unrecognized environment variable ETCD_WAL_DIR=".to_owned(),
+        ]
+    );
+    let error = refuse(&[], &[("ETCD_PROXY", "bogus")]);
+    assert_eq!(error.exit_code(), 2);
+}
