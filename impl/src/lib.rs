@@ -8,6 +8,7 @@
 pub mod authority;
 pub mod compactor;
 pub mod config;
+pub mod corruption;
 pub mod errors;
 pub mod gateway;
 pub mod http;

@@ -14,8 +14,10 @@
 //! Leases: the leader checks its lease clocks on every tick and proposes a revoke for
 //! each expired lease (etcd's lessor does the same through its revoke channel). Log
 //! compaction: every `--snapshot-count` applied entries the loop syncs the applied
-//! state, saves it as a snapshot file (the Raft snapshot's data names it) and compacts
-//! the log up to the applied index.
+//! state and takes a point-in-time view of it; a blocking task writes the view to a
+//! snapshot file (fsynced) while the loop goes on; only once the file is durable does
+//! the loop record the Raft snapshot (its data names the file) and compact the log up
+//! to the view's index, never further.
 //!
 //! What this is not: consensus, MVCC or lease logic — those are `spec` calls only.
 
@@ -156,8 +158,10 @@ pub struct NodeHandle {
     pub cluster_id: u64,
     /// Lease and request id generator.
     ids: Arc<IdGenerator>,
-    /// Start of this process's monotonic clock (lease time).
+    /// Start of this process's monotonic clock.
     epoch: Instant,
+    /// The wall clock at `epoch`, ms since the Unix epoch.
+    wall_at_epoch_ms: u64,
 }
 
 impl NodeHandle {
@@ -209,9 +213,14 @@ impl NodeHandle {
         self.ids.next() & (i64::MAX as u64)
     }
 
-    /// Milliseconds on this member's monotonic lease clock.
+    /// This member's clock for `spec` (lease deadlines, the v2 TTLs an applied entry
+    /// renders): the wall clock at start, ms since the Unix epoch, plus the monotonic
+    /// time elapsed since, so it never goes back while the process runs and reads as
+    /// the absolute times the v2 store keeps (etcd's v2 expirations are wall-clock
+    /// times). Lease deadlines are not kept across restarts: a new leader re-arms them.
     pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let elapsed = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.wall_at_epoch_ms.saturating_add(elapsed)
     }
 
     /// Whether a leader is known.
@@ -291,6 +300,28 @@ struct NodeLoop {
     revoking: BTreeSet<LeaseId>,
     /// Applied index of the last log compaction.
     last_compaction: u64,
+    /// The snapshot file being written off the loop, if any.
+    snapshotting: Option<Snapshotting>,
+}
+
+/// A snapshot file being written by a blocking task.
+struct Snapshotting {
+    /// The applied index the file covers.
+    index: LogIndex,
+    /// The configuration at that index.
+    conf: oxetcd_spec::raft::ConfState,
+    /// The writer; yields the file name.
+    task: tokio::task::JoinHandle<std::io::Result<String>>,
+}
+
+/// Waits for the snapshot being written, or forever when there is none.
+async fn snapshot_written(
+    snapshotting: &mut Option<Snapshotting>,
+) -> Result<std::io::Result<String>, tokio::task::JoinError> {
+    match snapshotting {
+        Some(snapshotting) => (&mut snapshotting.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Starts the loop on the current tokio runtime and returns its handle and the task.
@@ -313,6 +344,7 @@ pub fn start(
         cluster_id,
         ids: Arc::new(IdGenerator::new(member_id)),
         epoch: Instant::now(),
+        wall_at_epoch_ms: crate::v2::now_ms(),
     };
     handle
         .status
@@ -330,6 +362,7 @@ pub fn start(
         reads_pending: BTreeMap::new(),
         reads_confirmed: VecDeque::new(),
         revoking: BTreeSet::new(),
+        snapshotting: None,
     };
     let task = tokio::spawn(node_loop.run());
     (handle, task)
@@ -346,6 +379,9 @@ impl NodeLoop {
             self.drain_ready()?;
             tokio::select! {
                 _ = ticker.tick() => self.on_tick(),
+                written = snapshot_written(&mut self.snapshotting) => {
+                    self.finish_snapshot(written)?;
+                }
                 input = self.inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input);
@@ -623,39 +659,71 @@ impl NodeLoop {
         }
     }
 
-    /// Every `--snapshot-count` applied entries: make the applied state durable, then
-    /// drop the log up to it.
+    /// Every `--snapshot-count` applied entries: make the applied state durable, take
+    /// a view of it and start writing the view to a snapshot file off the loop (at
+    /// most one at a time; [`NodeLoop::finish_snapshot`] compacts the log).
     fn maybe_compact_log(&mut self) -> Result<(), String> {
         let applied = self.node.applied_index().0;
         if self.config.snapshot_count == 0
+            || self.snapshotting.is_some()
             || applied < self.last_compaction + self.config.snapshot_count
         {
             return Ok(());
         }
+        // The applied state up to `applied` is durable in fjall before the log that
+        // could replay it is dropped.
         self.node
             .storage()
             .data_dir()
             .sync()
             .map_err(|error| error.to_string())?;
-        // The snapshot's data: the applied state at `applied`, saved as a snapshot file
-        // (see `crate::snapshot::save_for_log_compaction`).
-        let backend = self
+        // The view is exactly the state at `applied`: every write to it happens on
+        // this loop, under the write lock.
+        let view = self
             .handle
             .state
             .read()
             .map_err(|_| "state lock poisoned".to_owned())?
             .store()
             .backend()
-            .clone();
+            .view();
         let snap_dir = self.node.storage().data_dir().snap_dir();
-        let name = crate::snapshot::save_for_log_compaction(&backend, &snap_dir, applied)
-            .map_err(|error| format!("saving snapshot at {applied}: {error}"))?;
-        tracing::info!("etcdserver: saved snapshot at index {applied} ({name})");
-        self.node
-            .compact_log(name.into_bytes())
-            .map_err(|error| format!("log compaction: {error}"))?;
-        self.last_compaction = applied;
-        tracing::info!("etcdserver: compacted raft log at {applied}");
+        let task = tokio::task::spawn_blocking(move || {
+            crate::snapshot::save_for_log_compaction(&view, &snap_dir, applied)
+        });
+        self.snapshotting = Some(Snapshotting {
+            index: LogIndex(applied),
+            conf: self.node.conf_state().clone(),
+            task,
+        });
+        Ok(())
+    }
+
+    /// The snapshot file is durable (or failed): record the Raft snapshot naming it and
+    /// compact the log up to the index it covers.
+    fn finish_snapshot(
+        &mut self,
+        written: Result<std::io::Result<String>, tokio::task::JoinError>,
+    ) -> Result<(), String> {
+        let Some(Snapshotting { index, conf, .. }) = self.snapshotting.take() else {
+            return Ok(());
+        };
+        let name = written
+            .map_err(|error| format!("snapshot writer at {index}: {error}"))?
+            .map_err(|error| format!("saving snapshot at {index}: {error}"))?;
+        tracing::info!("etcdserver: saved snapshot at index {index} ({name})");
+        let storage = self.node.storage_mut();
+        match storage.create_snapshot(index, conf, name.into_bytes()) {
+            Ok(()) => {}
+            // A newer snapshot arrived from the leader meanwhile: nothing to compact.
+            Err(oxetcd_spec::raft::StorageError::SnapshotOutOfDate) => return Ok(()),
+            Err(error) => return Err(format!("log compaction at {index}: {error}")),
+        }
+        storage
+            .compact(index)
+            .map_err(|error| format!("log compaction at {index}: {error}"))?;
+        self.last_compaction = index.0;
+        tracing::info!("etcdserver: compacted raft log at {index}");
         Ok(())
     }
 }

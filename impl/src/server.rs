@@ -108,6 +108,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     })?;
     let raft_storage =
         FjallRaftStorage::open(data.clone(), ConfState::with_voters([identity.member_id]))?;
+    crate::snapshot::check_compaction_file(
+        &data.snap_dir(),
+        raft_storage.snapshot_data(),
+        raft_storage.snapshot_metadata().index.0,
+    )
+    .map_err(|error| anyhow::anyhow!(error))?;
     let backend = FjallBackend::open(data.clone())?;
     let app_config = AppConfig {
         min_lease_ttl_secs: oxetcd_spec::lease::min_lease_ttl_secs(
@@ -167,6 +173,20 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tokens,
     };
     crate::v3::maintenance::start_background(&ctx, &data);
+    // The corruption checks compare with peers through this hook (none yet: see
+    // `crate::corruption`).
+    let peer_hashes: Arc<dyn crate::corruption::PeerHashes> = Arc::new(crate::corruption::NoPeers);
+    if config.experimental_initial_corrupt_check {
+        let timeout = Duration::from_millis(5_000 + 2 * config.election_timeout_ms);
+        crate::corruption::initial_check(&handle, peer_hashes.as_ref(), timeout).await?;
+    }
+    if !config.experimental_corrupt_check_time.is_zero() {
+        crate::corruption::spawn_periodic(
+            handle.clone(),
+            peer_hashes,
+            config.experimental_corrupt_check_time,
+        );
+    }
     let router = client_router(&ctx, &data)?;
     let mut client_addrs = Vec::new();
     for listen in &config.listen_client_urls {
@@ -213,24 +233,29 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
         pb::lease_server::LeaseServer::new(lease::LeaseService(ctx.clone()))
             .max_decoding_message_size(limit),
     )
-    .add_service(pb::auth_server::AuthServer::new(auth::AuthService(
-        ctx.clone(),
-    )))
-    .add_service(v3lockpb::lock_server::LockServer::new(lock::LockService(
-        ctx.clone(),
-    )))
-    .add_service(v3electionpb::election_server::ElectionServer::new(
-        election::ElectionService(ctx.clone()),
-    ))
-    .add_service(pb::cluster_server::ClusterServer::new(
-        cluster::ClusterService(ctx.clone()),
-    ))
-    .add_service(pb::maintenance_server::MaintenanceServer::new(
-        maintenance::MaintenanceService {
+    .add_service(
+        pb::auth_server::AuthServer::new(auth::AuthService(ctx.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        v3lockpb::lock_server::LockServer::new(lock::LockService(ctx.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        v3electionpb::election_server::ElectionServer::new(election::ElectionService(ctx.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        pb::cluster_server::ClusterServer::new(cluster::ClusterService(ctx.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        pb::maintenance_server::MaintenanceServer::new(maintenance::MaintenanceService {
             ctx: ctx.clone(),
             data_dir: data.clone(),
-        },
-    ));
+        })
+        .max_decoding_message_size(limit),
+    );
     let grpc = grpc.into_axum_router();
     let gateway = crate::gateway::router(grpc.clone(), limit)?;
     Ok(grpc

@@ -1,6 +1,7 @@
 //! kill -9 under write load loses no acknowledged write: the real `oxetcd` is killed
 //! repeatedly while concurrent clients write; after each restart every put that was
-//! acknowledged must be readable. Bounded in rounds, writers, puts and time.
+//! acknowledged must be readable, also while snapshot files are being written and the
+//! log compacted behind them. Bounded in rounds, writers, puts and time.
 
 #![allow(
     clippy::unwrap_used,
@@ -75,12 +76,24 @@ async fn stored_keys(endpoint: String) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_under_write_load_loses_no_acknowledged_write() {
+    kill_rounds(&[]).await;
+}
+
+/// With a small `--snapshot-count` the snapshot files are written off the node loop
+/// while writes go on, and the log is compacted behind them: a kill at any point must
+/// still lose nothing, and the restart must find the snapshot file the log relies on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_while_snapshots_are_written_loses_no_acknowledged_write() {
+    kill_rounds(&["--snapshot-count", "50"]).await;
+}
+
+async fn kill_rounds(flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let client_port = common::free_port();
     let peer_port = common::free_port();
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     for round in 0..ROUNDS {
-        let mut server = Server::start_on(dir.path(), client_port, peer_port, &[]);
+        let mut server = Server::start_on(dir.path(), client_port, peer_port, flags);
         let endpoint = format!("http://127.0.0.1:{client_port}");
         // Everything acknowledged in earlier rounds is still there after the restart.
         let stored = stored_keys(endpoint.clone()).await;
@@ -101,7 +114,7 @@ async fn kill_dash_nine_under_write_load_loses_no_acknowledged_write() {
             let _ = handle.await;
         }
     }
-    let server = Server::start_on(dir.path(), client_port, peer_port, &[]);
+    let server = Server::start_on(dir.path(), client_port, peer_port, flags);
     let stored = stored_keys(format!("http://127.0.0.1:{}", server.client_port)).await;
     let expected = acked.lock().unwrap().clone();
     assert!(
@@ -112,6 +125,14 @@ async fn kill_dash_nine_under_write_load_loses_no_acknowledged_write() {
         "{} writes acknowledged across {ROUNDS} kill -9 rounds",
         expected.len()
     );
+    if !flags.is_empty() {
+        let log = server.log();
+        assert!(
+            log.contains("recovered raft log: snapshot at index")
+                && !log.contains("snapshot at index 0,"),
+            "the log must have been compacted behind a snapshot file:\n{log}"
+        );
+    }
     let lost: Vec<&String> = expected.difference(&stored).collect();
     assert!(
         lost.is_empty(),

@@ -128,6 +128,12 @@ pub struct Config {
     /// `--experimental-watch-progress-notify-interval`: period of the progress
     /// notifications sent to watchers created with `progress_notify`.
     pub experimental_watch_progress_notify_interval: std::time::Duration,
+    /// `--experimental-initial-corrupt-check`: compare this member's KV hash with its
+    /// peers' before serving.
+    pub experimental_initial_corrupt_check: bool,
+    /// `--experimental-corrupt-check-time`: period of the leader's hash comparison with
+    /// its peers (zero: off).
+    pub experimental_corrupt_check_time: std::time::Duration,
     /// Settings given that oxetcd accepts but does not act on yet (flag name to value).
     pub accepted_only: BTreeMap<String, String>,
 }
@@ -563,6 +569,8 @@ fn build(raw: &RawValues) -> Result<Config, ConfigError> {
         log_level: reader.one_of("log-level")?,
         experimental_watch_progress_notify_interval: reader
             .duration("experimental-watch-progress-notify-interval")?,
+        experimental_initial_corrupt_check: reader.boolean("experimental-initial-corrupt-check")?,
+        experimental_corrupt_check_time: reader.duration("experimental-corrupt-check-time")?,
         accepted_only: raw
             .iter()
             .filter(|(key, _)| {

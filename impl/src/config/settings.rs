@@ -509,6 +509,18 @@ pub const SETTINGS: &[Setting] = &[
         "Force to create a new one member cluster.",
     ),
     used(
+        "experimental-initial-corrupt-check",
+        Kind::Bool,
+        "false",
+        "Enable to check data corruption before serving any client/peer traffic.",
+    ),
+    used(
+        "experimental-corrupt-check-time",
+        Kind::Text,
+        "0s",
+        "Duration of time between cluster corruption check passes.",
+    ),
+    used(
         "experimental-watch-progress-notify-interval",
         Kind::Text,
         "10m",

@@ -26,7 +26,7 @@ use std::io::{Read, Write};
 use oxetcd_spec::mvcc::Bucket;
 use sha2::{Digest, Sha256};
 
-use crate::storage::backend::FjallBackend;
+use crate::storage::backend::{BackendView, FjallBackend};
 
 /// The first bytes of every snapshot file.
 pub const MAGIC: &[u8; 16] = b"OXETCD-SNAPSHOT\n";
@@ -112,6 +112,15 @@ impl<W: Write> Write for Hashing<W> {
 /// # Errors
 /// Read or write failures.
 pub fn write(backend: &FjallBackend, out: impl Write) -> std::io::Result<u64> {
+    write_view(&backend.view(), out)
+}
+
+/// Writes the whole snapshot file (body and trailer) of the applied state as `view`
+/// saw it to `out`; returns its size.
+///
+/// # Errors
+/// Read or write failures.
+pub fn write_view(view: &BackendView, out: impl Write) -> std::io::Result<u64> {
     let mut out = Hashing {
         inner: std::io::BufWriter::with_capacity(64 * 1024, out),
         hash: Sha256::new(),
@@ -119,7 +128,7 @@ pub fn write(backend: &FjallBackend, out: impl Write) -> std::io::Result<u64> {
     };
     out.write_all(MAGIC)?;
     out.write_all(&VERSION.to_be_bytes())?;
-    backend.visit_all(|bucket, key, value| {
+    view.visit_all(|bucket, key, value| {
         out.write_all(&[bucket_code(bucket)])?;
         write_bytes(&mut out, key)?;
         write_bytes(&mut out, value)
@@ -136,7 +145,8 @@ pub fn write(backend: &FjallBackend, out: impl Write) -> std::io::Result<u64> {
 /// Snapshot files kept in the snap dir (etcd's `--max-snapshots` default).
 pub const KEEP_SNAPSHOT_FILES: usize = 5;
 
-/// Writes the applied state as of Raft index `index` to `dir/<index>.snap` (durably:
+/// Writes the applied state `view` (taken at Raft index `index`) to `dir/<index>.snap`
+/// (durably:
 /// written to a temporary name, fsynced, renamed), removes all but the newest
 /// [`KEEP_SNAPSHOT_FILES`], and returns the file name: the data of the Raft snapshot
 /// that compacts the log up to `index` (the state itself stays in fjall; a member
@@ -145,7 +155,7 @@ pub const KEEP_SNAPSHOT_FILES: usize = 5;
 /// # Errors
 /// I/O errors.
 pub fn save_for_log_compaction(
-    backend: &FjallBackend,
+    view: &BackendView,
     dir: &std::path::Path,
     index: u64,
 ) -> std::io::Result<String> {
@@ -153,7 +163,7 @@ pub fn save_for_log_compaction(
     let name = format!("{index:016x}.snap");
     let partial = dir.join(format!("{name}.part"));
     let mut file = std::fs::File::create(&partial)?;
-    write(backend, &mut file)?;
+    write_view(view, &mut file)?;
     file.sync_all()?;
     std::fs::rename(&partial, dir.join(&name))?;
     std::fs::File::open(dir)?.sync_all()?;
@@ -204,6 +214,75 @@ pub fn verify(file: &[u8], skip_hash_check: bool) -> Result<&[u8], SnapshotError
         }
     }
     Ok(body)
+}
+
+/// Checks a snapshot file's SHA-256 trailer, reading it in pieces (the file can be as
+/// large as the whole applied state).
+///
+/// # Errors
+/// [`SnapshotError::Io`] if it cannot be read (missing), [`SnapshotError::MissingHash`]
+/// or [`SnapshotError::HashMismatch`] if it is damaged.
+pub fn verify_file(path: &std::path::Path) -> Result<(), SnapshotError> {
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if !has_hash(size) {
+        return Err(SnapshotError::MissingHash { size });
+    }
+    let mut body_left = size - HASH_LEN as u64;
+    let mut hash = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    while body_left > 0 {
+        let want = usize::try_from(body_left.min(buffer.len() as u64)).unwrap_or(buffer.len());
+        file.read_exact(&mut buffer[..want])?;
+        hash.update(&buffer[..want]);
+        body_left -= want as u64;
+    }
+    let mut trailer = [0u8; HASH_LEN];
+    file.read_exact(&mut trailer)?;
+    let actual = hash.finalize();
+    if actual.as_slice() != trailer {
+        return Err(SnapshotError::HashMismatch {
+            expected: hex(&trailer),
+            actual: hex(&actual),
+        });
+    }
+    Ok(())
+}
+
+/// Checks, at start-up, the snapshot file that the Raft log's compaction point relies
+/// on: `name` (the Raft snapshot's data) in `snap_dir`, covering the log up to `index`.
+/// An empty name (a new or restored data dir) names no file.
+///
+/// # Errors
+/// A message naming the file when it is missing or damaged: the log before `index` is
+/// gone, so the file cannot be rebuilt, and a member sent it would get a damaged state.
+pub fn check_compaction_file(
+    snap_dir: &std::path::Path,
+    name: &[u8],
+    index: u64,
+) -> Result<(), String> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let name = String::from_utf8_lossy(name);
+    let path = snap_dir.join(name.as_ref());
+    verify_file(&path).map_err(|error| {
+        let what = match error {
+            SnapshotError::Io(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                "is missing".to_owned()
+            }
+            SnapshotError::Io(error) => format!("cannot be read: {error}"),
+            SnapshotError::HashMismatch { expected, actual } => {
+                format!("is damaged: its sha256 trailer is {expected} but its content hashes to {actual}")
+            }
+            other => format!("is damaged: {other}"),
+        };
+        format!(
+            "snapshot file {} (the Raft log is compacted up to index {index} on it) {what}; \
+             refusing to start: restore the data dir from a backup (`oxetcd snapshot restore`)",
+            path.display()
+        )
+    })
 }
 
 /// One record of a snapshot body.

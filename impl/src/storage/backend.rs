@@ -80,17 +80,18 @@ impl FjallBackend {
     /// fjall's read error, or `visit`'s.
     pub fn visit_all(
         &self,
-        mut visit: impl FnMut(Bucket, &[u8], &[u8]) -> std::io::Result<()>,
+        visit: impl FnMut(Bucket, &[u8], &[u8]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        use fjall::Readable;
-        let view = self.data.db.snapshot();
-        for (bucket, handle) in &self.buckets {
-            for item in view.iter(&handle.0) {
-                let (key, value) = item.into_inner().map_err(std::io::Error::other)?;
-                visit(*bucket, &key, &value)?;
-            }
+        self.view().visit_all(visit)
+    }
+
+    /// A point-in-time view of every bucket, taken now: later writes are not seen by
+    /// it, so it can be read on another thread while the node loop goes on applying.
+    pub fn view(&self) -> BackendView {
+        BackendView {
+            snapshot: self.data.db.snapshot(),
+            buckets: self.buckets.clone(),
         }
-        Ok(())
     }
 
     /// Writes `pairs` (bucket, key, value) as one fjall batch.
@@ -138,5 +139,38 @@ impl Backend for FjallBackend {
             }
         }
         fjall_batch.commit().map_err(backend_error)
+    }
+}
+
+/// A point-in-time view of the applied state ([`FjallBackend::view`]).
+pub struct BackendView {
+    snapshot: fjall::Snapshot,
+    buckets: BTreeMap<Bucket, KeyspaceHandle>,
+}
+
+impl std::fmt::Debug for BackendView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendView").finish_non_exhaustive()
+    }
+}
+
+impl BackendView {
+    /// Calls `visit` with every pair of every bucket as of the view, bucket by bucket
+    /// in [`Bucket::ALL`] order and keys in order. Stops at `visit`'s first error.
+    ///
+    /// # Errors
+    /// fjall's read error, or `visit`'s.
+    pub fn visit_all(
+        &self,
+        mut visit: impl FnMut(Bucket, &[u8], &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        use fjall::Readable;
+        for (bucket, handle) in &self.buckets {
+            for item in self.snapshot.iter(&handle.0) {
+                let (key, value) = item.into_inner().map_err(std::io::Error::other)?;
+                visit(*bucket, &key, &value)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -10,7 +10,10 @@
 //! batches written after the last fsync may be lost by a crash, which is safe because
 //! each batch carries its applied index and the log still holds the entries (restart
 //! replays them). A torn final journal record is the one thing fjall drops on recovery:
-//! it was never synced, so never acknowledged.
+//! it was never synced, so never acknowledged. Damage anywhere else is refused before
+//! fjall opens the database (`journal_check`): fjall would truncate the journal there
+//! and silently drop the synced writes after it. A `member/` dir without its database
+//! (or a `--wal-dir` database gone missing) is refused too, never started afresh.
 //!
 //! `--wal-dir`: the Raft log, hard state, snapshot and identity records then live in a
 //! second fjall database under that directory; [`DataDir::sync`] syncs both (two
@@ -22,6 +25,7 @@
 //! What this is not: MVCC, lease or Raft logic (all in `oxetcd_spec`).
 
 pub mod backend;
+mod journal_check;
 pub mod raft_log;
 
 #[cfg(test)]
@@ -155,6 +159,26 @@ impl DataDir {
     /// As [`DataDir::open`].
     pub fn open_with_wal(data_dir: &Path, wal_dir: Option<&Path>) -> Result<DataDir, StorageError> {
         let path = data_dir.join(DB_DIR);
+        let member_dir = data_dir.join("member");
+        if member_dir.exists() && !path.exists() {
+            return Err(StorageError::Corrupt {
+                path: data_dir.to_path_buf(),
+                what: format!(
+                    "{} exists but its database {} is missing{}; refusing to start \
+                     a new, empty member over it",
+                    member_dir.display(),
+                    path.display(),
+                    if member_dir.join("wal").exists() {
+                        " (member/wal: this is an etcd data dir, which oxetcd cannot read; \
+                         use `etcdctl snapshot save` from etcd and start a new data dir)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        journal_check::check(&path)?;
+        let existed = path.join("version").exists();
         std::fs::create_dir_all(&path).map_err(|source| StorageError::Create {
             path: data_dir.to_path_buf(),
             source,
@@ -172,6 +196,17 @@ impl DataDir {
             None => db.clone(),
             Some(wal_dir) => {
                 let wal_path = wal_dir.join("oxetcd-fjall-wal");
+                journal_check::check(&wal_path)?;
+                if existed && !wal_path.join("version").exists() {
+                    return Err(StorageError::Corrupt {
+                        path: path.clone(),
+                        what: format!(
+                            "its Raft log database {} (--wal-dir) is missing; refusing to \
+                             start (give the --wal-dir this data dir was created with)",
+                            wal_path.display()
+                        ),
+                    });
+                }
                 std::fs::create_dir_all(&wal_path).map_err(|source| StorageError::Create {
                     path: wal_dir.to_path_buf(),
                     source,
@@ -186,6 +221,19 @@ impl DataDir {
                     })?
             }
         };
+        let names = db.list_keyspace_names();
+        if wal_dir.is_none()
+            && existed
+            && names.iter().any(|name| name.starts_with("bucket_"))
+            && !names.iter().any(|name| &**name == "raft")
+        {
+            return Err(StorageError::Corrupt {
+                path: path.clone(),
+                what: "it holds no Raft log: it was created with --wal-dir; give that \
+                       --wal-dir again"
+                    .to_owned(),
+            });
+        }
         let raft = wal_db
             .keyspace("raft", keyspace_options)
             .map_err(fjall_error)?;

@@ -112,6 +112,12 @@ impl FjallRaftStorage {
         &self.snapshot.metadata
     }
 
+    /// The stored snapshot's data (the name of the snapshot file it was taken with;
+    /// empty for a new or restored data dir).
+    pub fn snapshot_data(&self) -> &[u8] {
+        &self.snapshot.data
+    }
+
     /// The data dir this log lives in.
     pub fn data_dir(&self) -> &DataDir {
         &self.data

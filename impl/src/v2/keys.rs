@@ -25,13 +25,16 @@ use super::{V2, for_client, form, go_not_found, method_not_allowed, now_ms, resp
 
 const KEYS_PATH: &str = "/v2/keys";
 
+/// The largest form body Go's `Request.ParseForm` reads (`maxFormSize`, 10 MiB).
+const MAX_FORM_BYTES: usize = 10 << 20;
+
 /// The keys handler.
 pub async fn handle(
     State(v2): State<Arc<V2>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if !v2.enabled {
         return go_not_found();
@@ -47,6 +50,17 @@ pub async fn handle(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // Go's ParseForm reads at most 10 MiB of a form body ("http: POST too large");
+    // other bodies are not read at all.
+    let is_form = content_type.is_some_and(|t| t.contains("application/x-www-form-urlencoded"));
+    let body = match axum::body::to_bytes(body, MAX_FORM_BYTES + 1).await {
+        Ok(body) if body.len() <= MAX_FORM_BYTES => body,
+        _ if is_form => {
+            let cause = "http: POST too large".to_owned();
+            return v2.key_error(V2Error::new(V2ErrorCode::InvalidForm, cause, 0));
+        }
+        _ => Bytes::new(),
+    };
     let form = match form::parse_form(m, content_type, &body, uri.query().unwrap_or("")) {
         Ok(form) => form,
         Err(cause) => {

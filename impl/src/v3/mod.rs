@@ -65,6 +65,37 @@ impl Context {
         Ok(())
     }
 
+    /// etcd refuses every v3 request it would put in the Raft log when the entry is
+    /// larger than `--max-request-bytes` (`ErrGRPCRequestTooLarge`): lease, auth,
+    /// compaction and alarm requests are measured here as encoded proposals (KV writes
+    /// are measured by their handlers on the gRPC message). v2 and membership requests
+    /// are not limited, as in etcd.
+    fn check_proposal_size(
+        &self,
+        command: Command,
+        auth: Option<&AuthInfo>,
+    ) -> Result<Command, Status> {
+        if matches!(
+            command,
+            Command::Put(_)
+                | Command::DeleteRange(_)
+                | Command::Txn(_)
+                | Command::V2(_)
+                | Command::Membership(_)
+        ) {
+            return Ok(command);
+        }
+        let proposal = oxetcd_spec::apply::Proposal {
+            request_id: 0,
+            auth: auth.cloned(),
+            command,
+        };
+        if oxetcd_spec::apply::codec::encode(&proposal).len() > self.max_request_bytes {
+            return Err(errors::request_too_large());
+        }
+        Ok(proposal.command)
+    }
+
     /// Proposes and waits for the applied result (bounded by [`REQUEST_TIMEOUT`]).
     /// Requests that add data are first checked against `--quota-backend-bytes`.
     pub async fn propose(&self, command: Command) -> Result<Applied, Status> {
@@ -92,6 +123,7 @@ impl Context {
         command: Command,
         auth: Option<AuthInfo>,
     ) -> Result<Applied, Status> {
+        let command = self.check_proposal_size(command, auth.as_ref())?;
         match tokio::time::timeout(REQUEST_TIMEOUT, self.node.propose_as(command, auth)).await {
             Ok(Ok(applied)) => Ok(applied),
             Ok(Err(error)) => Err(errors::node(&error)),
