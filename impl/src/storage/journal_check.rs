@@ -54,8 +54,7 @@ pub(crate) fn walk(bytes: &[u8]) -> Walk {
     let mut kept = 0;
     let mut in_batch = false;
     let field = |at: usize, len: usize| bytes.get(at..at + len);
-    loop {
-        let Some(&tag) = bytes.get(pos) else { break };
+    while let Some(&tag) = bytes.get(pos) {
         let next = match tag {
             TAG_START if !in_batch && field(pos, START_LEN).is_some() => {
                 in_batch = true;
