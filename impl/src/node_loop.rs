@@ -11,6 +11,10 @@
 //! watch events, complete the waiting requests by request id, answer ReadIndex
 //! requests once applied, then `advance`.
 //!
+//! The loop runs on a thread of its own (see [`start`]): its fsyncs block only that
+//! thread, never the runtime serving the API, and inputs keep queueing (into the next
+//! group commit) while one is in flight.
+//!
 //! Leases: the leader checks its lease clocks on every tick and proposes a revoke for
 //! each expired lease (etcd's lessor does the same through its revoke channel). Log
 //! compaction: every `--snapshot-count` applied entries the loop syncs the applied
@@ -324,7 +328,10 @@ async fn snapshot_written(
     }
 }
 
-/// Starts the loop on the current tokio runtime and returns its handle and the task.
+/// Starts the loop on a thread of its own (a single-threaded tokio runtime run through
+/// `spawn_blocking`, so the fsyncs it waits on never stall the runtime serving the
+/// API) and returns its handle and the task. The loop ends when the runtime that
+/// started it shuts down.
 pub fn start(
     node: Node<FjallRaftStorage>,
     state: AppState<FjallBackend>,
@@ -364,12 +371,25 @@ pub fn start(
         revoking: BTreeSet::new(),
         snapshotting: None,
     };
-    let task = tokio::spawn(node_loop.run());
+    // Held by a task of the calling runtime: dropped when that runtime shuts down, which
+    // tells the loop's thread to end (the runtime's shutdown waits for it).
+    let (alive, runtime_gone) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _alive = alive;
+        std::future::pending::<()>().await;
+    });
+    let task = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|error| format!("node loop runtime: {error}"))?;
+        runtime.block_on(node_loop.run(runtime_gone))
+    });
     (handle, task)
 }
 
 impl NodeLoop {
-    async fn run(mut self) -> Result<(), String> {
+    async fn run(mut self, mut runtime_gone: oneshot::Receiver<()>) -> Result<(), String> {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if self.config.campaign_at_start {
@@ -378,6 +398,7 @@ impl NodeLoop {
         loop {
             self.drain_ready()?;
             tokio::select! {
+                _ = &mut runtime_gone => return Ok(()),
                 _ = ticker.tick() => self.on_tick(),
                 written = snapshot_written(&mut self.snapshotting) => {
                     self.finish_snapshot(written)?;

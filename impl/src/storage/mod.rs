@@ -4,8 +4,8 @@
 //! database so that they share one journal.
 //!
 //! Durability: every write goes to fjall's journal without an fsync; the node loop calls
-//! [`DataDir::sync`] (`PersistMode::SyncAll`) once per Raft `Ready` before anything that
-//! depends on it is acknowledged (group commit). Because the journal is shared and
+//! [`DataDir::sync`] (`PersistMode::SyncData`: one `fdatasync`) once per Raft `Ready`
+//! before anything that depends on it is acknowledged (group commit). Because the journal is shared and
 //! ordered, that one fsync also makes every earlier applied batch durable; applied
 //! batches written after the last fsync may be lost by a crash, which is safe because
 //! each batch carries its applied index and the log still holds the entries (restart
@@ -255,18 +255,20 @@ impl DataDir {
         &self.path
     }
 
-    /// Makes everything written so far durable: one fsync of the shared journal.
+    /// Makes everything written so far durable: one `fdatasync` of the shared journal
+    /// (the journal is only appended to, and `fdatasync` also persists the file size
+    /// and block allocation needed to read the appended data back).
     ///
     /// # Errors
     /// fjall's error; the caller must stop (durability unknown).
     pub fn sync(&self) -> Result<(), StorageError> {
         if self.separate_wal {
             self.wal_db
-                .persist(PersistMode::SyncAll)
+                .persist(PersistMode::SyncData)
                 .map_err(|source| self.fjall(source))?;
         }
         self.db
-            .persist(PersistMode::SyncAll)
+            .persist(PersistMode::SyncData)
             .map_err(|source| self.fjall(source))
     }
 
