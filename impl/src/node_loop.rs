@@ -629,7 +629,7 @@ impl NodeLoop {
             };
             let proposal = oxetcd_spec::apply::codec::decode(data)
                 .map_err(|error| format!("committed entry {index} does not decode: {error}"))?;
-            let Some(applied) = state
+            let Some(mut applied) = state
                 .apply(index, &proposal, now_ms)
                 .map_err(|error| error.to_string())?
             else {
@@ -645,10 +645,11 @@ impl NodeLoop {
             }
             if !applied.events.is_empty() {
                 // Sent under the write lock: a watcher that reads history under the read
-                // lock and then subscribes sees every revision exactly once.
+                // lock and then subscribes sees every revision exactly once. Moved, not
+                // copied: the requester's reply does not use the events.
                 let _ = self.handle.events.send(AppliedEvents {
                     revision: applied.revision,
-                    events: Arc::new(applied.events.clone()),
+                    events: Arc::new(std::mem::take(&mut applied.events)),
                 });
             }
             self.handle
