@@ -45,7 +45,7 @@ const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// Memtable size per keyspace before fjall flushes it to disk. fjall's default (64 MiB)
 /// would keep the whole recent Raft log and key history in memory a second time, and
 /// make a restart replay that much journal.
-const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
+const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Options of every keyspace this data dir opens.
 pub(crate) fn keyspace_options() -> KeyspaceCreateOptions {
