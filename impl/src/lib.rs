@@ -13,6 +13,7 @@ pub mod errors;
 pub mod gateway;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod node_loop;
 pub mod server;
 pub mod snapshot;

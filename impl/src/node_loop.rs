@@ -635,6 +635,7 @@ impl NodeLoop {
             else {
                 continue;
             };
+            crate::metrics::count_applied(&proposal.command, &applied.result);
             if let Command::LeaseRevoke { id } = &proposal.command {
                 self.revoking.remove(id);
             }

@@ -28,7 +28,7 @@ use crate::version::ETCD_CAPABILITY_VERSION;
 
 /// gRPC allows this much over `--max-request-bytes` for framing (etcd's
 /// `grpcOverheadBytes`), so the size check with etcd's error runs in the handler.
-const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+pub(crate) const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// A running server.
 #[derive(Debug)]
@@ -207,6 +207,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         let peer_router = crate::http::router(crate::http::HttpState {
             node: handle.clone(),
             data_dir: data.clone(),
+            quota_bytes: config.quota_bytes(),
         });
         tokio::spawn(async move {
             let _ = axum::serve(listener, peer_router).await;
@@ -263,8 +264,14 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
         .merge(crate::http::router(crate::http::HttpState {
             node: ctx.node.clone(),
             data_dir: data.clone(),
+            quota_bytes: ctx.config.quota_bytes(),
         }))
-        .merge(crate::v2::router(ctx)))
+        .merge(crate::v2::router(ctx))
+        .layer(axum::middleware::from_fn(crate::http::count_grpc_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(crate::http::Cors::new(&ctx.config.cors)),
+            crate::http::cors,
+        )))
 }
 
 async fn bind(listen: &url::Url) -> anyhow::Result<TcpListener> {

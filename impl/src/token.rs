@@ -66,6 +66,14 @@ pub enum TokenError {
         /// Why.
         error: jsonwebtoken::errors::Error,
     },
+    /// A private key file does not hold a key of the method's kind.
+    #[error("auth: key {path}: {error}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// Why.
+        error: String,
+    },
     /// The `ttl` option does not parse.
     #[error("auth: invalid ttl {0:?}")]
     Ttl(String),
@@ -313,28 +321,29 @@ impl Jwt {
             | Algorithm::RS512
             | Algorithm::PS256
             | Algorithm::PS384
-            | Algorithm::PS512 => {
-                let (path, public) = public.ok_or(TokenError::MissingKey)?;
-                let decoding = DecodingKey::from_rsa_pem(&public).map_err(key_error(&path))?;
-                let encoding = match private {
-                    None => None,
-                    Some((path, pem)) => {
-                        Some(EncodingKey::from_rsa_pem(&pem).map_err(key_error(&path))?)
-                    }
-                };
-                (encoding, decoding)
-            }
-            Algorithm::ES256 | Algorithm::ES384 => {
-                let (path, public) = public.ok_or(TokenError::MissingKey)?;
-                let decoding = DecodingKey::from_ec_pem(&public).map_err(key_error(&path))?;
-                let encoding = match private {
-                    None => None,
-                    Some((path, pem)) => {
-                        Some(EncodingKey::from_ec_pem(&pem).map_err(key_error(&path))?)
-                    }
-                };
-                (encoding, decoding)
-            }
+            | Algorithm::PS512 => match private {
+                // etcd 3.4: with a private key, tokens are verified with its public
+                // half (a `pub-key` given beside it is not used).
+                Some((path, pem)) => rsa_keys(&pem).map_err(|error| TokenError::Pem {
+                    path: path.clone(),
+                    error,
+                })?,
+                None => {
+                    let (path, public) = public.ok_or(TokenError::MissingKey)?;
+                    let decoding = DecodingKey::from_rsa_pem(&public).map_err(key_error(&path))?;
+                    (None, decoding)
+                }
+            },
+            Algorithm::ES256 | Algorithm::ES384 => match private {
+                Some((path, pem)) => {
+                    ec_keys(algorithm, &pem).map_err(|error| TokenError::Pem { path, error })?
+                }
+                None => {
+                    let (path, public) = public.ok_or(TokenError::MissingKey)?;
+                    let decoding = DecodingKey::from_ec_pem(&public).map_err(key_error(&path))?;
+                    (None, decoding)
+                }
+            },
             Algorithm::EdDSA => {
                 let (path, public) = public.ok_or(TokenError::MissingKey)?;
                 let decoding = DecodingKey::from_ed_pem(&public).map_err(key_error(&path))?;
@@ -360,7 +369,7 @@ impl Jwt {
         let key = self
             .encoding
             .as_ref()
-            .ok_or("auth: jwt token provider is verify-only (no priv-key)")?;
+            .ok_or("auth: token signing attempted with verify-only key")?;
         let exp = jsonwebtoken::get_current_timestamp().saturating_add(self.ttl.as_secs());
         let claims = Claims {
             username: username.to_owned(),
@@ -376,6 +385,49 @@ impl Jwt {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
         Some(AuthInfo::new(data.claims.username, data.claims.revision))
     }
+}
+
+/// The signing key and the verifying key (its public half) of an RSA private key in PEM,
+/// PKCS#1 (`RSA PRIVATE KEY`) or PKCS#8 (`PRIVATE KEY`), as etcd reads it.
+fn rsa_keys(pem: &[u8]) -> Result<(Option<EncodingKey>, DecodingKey), String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let text = std::str::from_utf8(pem).map_err(|error| error.to_string())?;
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(text)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(text))
+        .map_err(|error| format!("not an RSA private key: {error}"))?;
+    let encoding = EncodingKey::from_rsa_pem(pem).map_err(|error| error.to_string())?;
+    let decoding =
+        DecodingKey::from_rsa_raw_components(&key.n().to_bytes_be(), &key.e().to_bytes_be());
+    Ok((Some(encoding), decoding))
+}
+
+/// The signing key and the verifying key (its public half) of an EC private key in PEM,
+/// SEC 1 (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes) or PKCS#8 (`PRIVATE
+/// KEY`), as etcd reads it; the curve is the method's (P-256 for ES256, P-384 for ES384).
+fn ec_keys(algorithm: Algorithm, pem: &[u8]) -> Result<(Option<EncodingKey>, DecodingKey), String> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+    let text = std::str::from_utf8(pem).map_err(|error| error.to_string())?;
+    let not_ec = |error: &dyn std::fmt::Display| format!("not an EC private key: {error}");
+    let (pkcs8, point) = if algorithm == Algorithm::ES384 {
+        let key = p384::SecretKey::from_sec1_pem(text)
+            .or_else(|_| p384::SecretKey::from_pkcs8_pem(text))
+            .map_err(|error| not_ec(&error))?;
+        let point = key.public_key().to_encoded_point(false).as_bytes().to_vec();
+        (key.to_pkcs8_der().map_err(|error| not_ec(&error))?, point)
+    } else {
+        let key = p256::SecretKey::from_sec1_pem(text)
+            .or_else(|_| p256::SecretKey::from_pkcs8_pem(text))
+            .map_err(|error| not_ec(&error))?;
+        let point = key.public_key().to_encoded_point(false).as_bytes().to_vec();
+        (key.to_pkcs8_der().map_err(|error| not_ec(&error))?, point)
+    };
+    Ok((
+        Some(EncodingKey::from_ec_der(pkcs8.as_bytes())),
+        DecodingKey::from_ec_der(&point),
+    ))
 }
 
 /// A Go `time.ParseDuration` subset: a sequence of `<number><unit>` with units `h`, `m`,
@@ -459,6 +511,45 @@ mod tests {
         };
         tokens.on_applied(3, &login, &authenticated());
         assert!(tokens.info("abc.3", 2).is_none());
+    }
+
+    fn test_key(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../conformance/transcripts/keys")
+            .join(name)
+    }
+
+    #[test]
+    fn jwt_signs_with_a_sec1_ec_key_and_verifies_with_its_public_half() {
+        // `openssl ecparam -genkey` writes SEC 1 ("EC PRIVATE KEY"); etcd takes it, and
+        // with no pub-key verifies with the private key's public half.
+        let key = test_key("jwt_es256.key");
+        let flag = format!("jwt,priv-key={},sign-method=ES256", key.display());
+        let tokens = Tokens::from_flag(&flag, 300, 4).unwrap();
+        let token = tokens.token_for("", 1, "alice", 3).unwrap();
+        assert_eq!(tokens.info(&token, 9), Some(AuthInfo::new("alice", 3)));
+        // The separate public key verifies what the private key signed.
+        let public = test_key("jwt_es256.pub");
+        let verifier = Tokens::from_flag(
+            &format!("jwt,pub-key={},sign-method=ES256", public.display()),
+            300,
+            4,
+        )
+        .unwrap();
+        assert_eq!(verifier.info(&token, 9), Some(AuthInfo::new("alice", 3)));
+        assert_eq!(
+            verifier.token_for("", 1, "alice", 3),
+            Err("auth: token signing attempted with verify-only key".to_owned())
+        );
+    }
+
+    #[test]
+    fn jwt_rsa_private_key_alone_signs_and_verifies() {
+        let key = test_key("jwt_rs256.key");
+        let flag = format!("jwt,priv-key={},sign-method=RS256", key.display());
+        let tokens = Tokens::from_flag(&flag, 300, 4).unwrap();
+        let token = tokens.token_for("", 1, "carol", 2).unwrap();
+        assert_eq!(tokens.info(&token, 9), Some(AuthInfo::new("carol", 2)));
     }
 
     #[test]

@@ -140,6 +140,13 @@ fn run(ops: &[Op]) -> Result<(), String> {
             ));
         }
     }
+    if store.key_count() != map.len() {
+        return Err(format!(
+            "key count {} but {} keys replayed",
+            store.key_count(),
+            map.len()
+        ));
+    }
     for start in (compacted + 1).max(1)..=store.current_revision() + 1 {
         let want: Vec<&Event> = emitted
             .iter()

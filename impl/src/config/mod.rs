@@ -134,6 +134,9 @@ pub struct Config {
     /// `--experimental-corrupt-check-time`: period of the leader's hash comparison with
     /// its peers (zero: off).
     pub experimental_corrupt_check_time: std::time::Duration,
+    /// `--cors`: the origins the HTTP endpoints name in CORS headers, each as etcd
+    /// normalises the URL (`scheme://host:port`); `["*"]` allows every origin.
+    pub cors: Vec<String>,
     /// Settings given that oxetcd accepts but does not act on yet (flag name to value).
     pub accepted_only: BTreeMap<String, String>,
 }
@@ -445,6 +448,16 @@ impl Reader<'_> {
         Url::parse_list(&self.text(key)).map_err(|error| self.invalid(key, error.to_string()))
     }
 
+    /// `--cors`: `*` alone, or a list of URLs checked as etcd checks them (a list holding
+    /// `*` among URLs is refused, as etcd refuses it).
+    fn cors(&self) -> Result<Vec<String>, ConfigError> {
+        let text = self.text("cors");
+        if text.trim() == "*" {
+            return Ok(vec!["*".to_owned()]);
+        }
+        Ok(self.urls("cors")?.iter().map(Url::to_string).collect())
+    }
+
     fn one_of(&self, key: &'static str) -> Result<String, ConfigError> {
         let value = self.text(key);
         let allowed = match settings::find(key).map(|setting| setting.kind) {
@@ -567,6 +580,7 @@ fn build(raw: &RawValues) -> Result<Config, ConfigError> {
             _ => Logger::Capnslog,
         },
         log_level: reader.one_of("log-level")?,
+        cors: reader.cors()?,
         experimental_watch_progress_notify_interval: reader
             .duration("experimental-watch-progress-notify-interval")?,
         experimental_initial_corrupt_check: reader.boolean("experimental-initial-corrupt-check")?,

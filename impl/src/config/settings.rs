@@ -418,11 +418,11 @@ pub const SETTINGS: &[Setting] = &[
         "",
         "Comma-separated list of supported TLS cipher suites.",
     ),
-    accepted(
+    used(
         "cors",
         Kind::Text,
         "*",
-        "Comma-separated whitelist of origins for CORS.",
+        "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).",
     ),
     accepted(
         "host-whitelist",

@@ -332,4 +332,33 @@ fn a_packaged_etcd_conf_environment_loads_and_warns_only_about_empty_variables()
     );
     let error = refuse(&[], &[("ETCD_PROXY", "bogus")]);
     assert_eq!(error.exit_code(), 2);
+fn cors_allows_every_origin_by_default_and_takes_urls_as_etcd_checks_them() {
+    let (config, _) = serve(&[], &[]);
+    assert_eq!(config.cors, vec!["*".to_owned()]);
+    let (config, _) = serve(
+        &["--cors", "http://a.example:80, https://b.example:8443"],
+        &[],
+    );
+    assert_eq!(
+        config.cors,
+        vec![
+            "http://a.example:80".to_owned(),
+            "https://b.example:8443".to_owned()
+        ]
+    );
+    let (config, _) = serve(&[], &[("ETCD_CORS", "http://c.example:1")]);
+    assert_eq!(config.cors, vec!["http://c.example:1".to_owned()]);
+    // etcd 3.4.23 refuses these at start with the URL list's messages.
+    let error = refuse(&["--cors", "http://a.example"], &[]).to_string();
+    assert!(
+        error.contains("does not have the form \"host:port\""),
+        "{error}"
+    );
+    let error = refuse(&["--cors", "*,http://a.example:80"], &[]).to_string();
+    assert!(error.contains("URL scheme must be"), "{error}");
+    assert!(
+        refuse(&["--cors", ""], &[])
+            .to_string()
+            .contains("URL scheme must be")
+    );
 }

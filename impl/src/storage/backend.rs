@@ -1,6 +1,9 @@
 //! `spec::mvcc::Backend` on fjall: one keyspace per bucket (`bucket_key`, `bucket_meta`,
 //! ...), each [`WriteBatch`] committed as one fjall batch (atomic through the journal).
 //!
+//! Each commit is timed into `etcd_disk_backend_commit_duration_seconds`
+//! ([`crate::metrics::BACKEND_COMMIT`]).
+//!
 //! Durability (rule 2 of the trait): batches are not synced one by one; the node loop
 //! syncs the shared journal once per Ready before acknowledging anything (see
 //! [`super`]). A crash can lose the last batches, never part of one, and the Raft log
@@ -138,7 +141,10 @@ impl Backend for FjallBackend {
                 BatchOp::Delete { bucket, key } => fjall_batch.remove(self.keyspace(bucket)?, key),
             }
         }
-        fjall_batch.commit().map_err(backend_error)
+        let started = std::time::Instant::now();
+        let committed = fjall_batch.commit().map_err(backend_error);
+        crate::metrics::BACKEND_COMMIT.observe(started.elapsed());
+        committed
     }
 }
 

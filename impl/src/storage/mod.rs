@@ -278,19 +278,43 @@ impl DataDir {
         allocated_bytes(&self.path)
     }
 
-    /// The size of the applied state (every `bucket_*` keyspace: tables on disk plus the
-    /// active memtable), the figure etcd reports as its backend (bbolt) size: the Raft
-    /// log is not counted, as etcd does not count its WAL. Compaction and
-    /// [`DataDir::defragment`] shrink it.
+    /// The backend's size on disk, the figure etcd reports as the size of its bbolt file
+    /// (Status `dbSize`, `etcd_mvcc_db_total_size_in_bytes`, the quota check): the
+    /// blocks allocated to the files of every `bucket_*` keyspace (tables and version
+    /// records), plus the bytes of their active memtables, which so far are on disk only
+    /// in the journal the backend shares with the Raft log. The Raft log itself is not
+    /// counted, as etcd does not count its WAL. Compaction and [`DataDir::defragment`]
+    /// shrink it.
     pub fn backend_size_bytes(&self) -> u64 {
         use fjall::AbstractTree;
+        self.backend_keyspaces()
+            .iter()
+            .map(|keyspace| {
+                allocated_bytes(keyspace.path()) + keyspace.tree.active_memtable().size()
+            })
+            .sum()
+    }
+
+    /// The part of the backend that holds data (Status `dbSizeInUse`,
+    /// `etcd_mvcc_db_total_size_in_use_in_bytes`): the bytes of the `bucket_*`
+    /// keyspaces' tables and active memtables, without the file system's allocation
+    /// slack and the version records [`DataDir::backend_size_bytes`] counts.
+    pub fn backend_size_in_use_bytes(&self) -> u64 {
+        use fjall::AbstractTree;
+        self.backend_keyspaces()
+            .iter()
+            .map(|keyspace| keyspace.tree.disk_space() + keyspace.tree.active_memtable().size())
+            .sum()
+    }
+
+    /// The keyspaces of the applied state (`bucket_*`).
+    fn backend_keyspaces(&self) -> Vec<Keyspace> {
         self.db
             .list_keyspace_names()
             .iter()
             .filter(|name| name.starts_with("bucket_"))
             .filter_map(|name| self.db.keyspace(name, KeyspaceCreateOptions::default).ok())
-            .map(|keyspace| keyspace.tree.disk_space() + keyspace.tree.active_memtable().size())
-            .sum()
+            .collect()
     }
 
     /// Where the snapshot files that compact the Raft log are kept (beside the
@@ -517,6 +541,52 @@ mod tests {
             allocated <= apparent + 1024 * 1024,
             "{allocated} vs apparent {apparent}"
         );
+    }
+
+    /// Pseudo-random bytes (xorshift), which the tables cannot compress away.
+    fn incompressible(len: usize) -> Vec<u8> {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn backend_size_is_what_its_keyspace_files_take_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let backend = backend::FjallBackend::open(data.clone()).unwrap();
+        let on_disk = |data: &DataDir| -> u64 {
+            data.backend_keyspaces()
+                .iter()
+                .map(|keyspace| allocated_bytes(keyspace.path()))
+                .sum()
+        };
+        // A fresh backend already has files (as a fresh bbolt file has 20 KiB).
+        let fresh = data.backend_size_bytes();
+        assert!(on_disk(&data) > 0);
+        assert!(fresh >= on_disk(&data), "{fresh}");
+        assert!(fresh > data.backend_size_in_use_bytes());
+        backend
+            .insert_all(&[(
+                oxetcd_spec::mvcc::Bucket::Key,
+                b"k".to_vec(),
+                incompressible(64 * 1024),
+            )])
+            .unwrap();
+        data.defragment().unwrap();
+        let written = data.backend_size_bytes();
+        assert!(
+            written >= fresh + 64 * 1024,
+            "{written} after 64 KiB, {fresh} before"
+        );
+        assert!(written >= on_disk(&data));
+        assert!(data.backend_size_in_use_bytes() <= written);
     }
 
     #[test]

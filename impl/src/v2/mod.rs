@@ -6,8 +6,10 @@
 //! The store is `spec::v2`, inside the applied state: writes and `quorum=true` reads are
 //! proposed as `Command::V2` and answered with the applied result; other reads and
 //! watch starts read the applied store. The leader expires TTLs through the log: every
-//! 500 ms (etcd's SYNC ticker) it proposes a SYNC carrying its clock when a node's
-//! expiration has passed. Waiting watchers are fed by the [`hub`].
+//! 500 ms (etcd's SYNC ticker), while the store holds any node with a TTL, it proposes a
+//! SYNC carrying its clock, and applying it removes what has expired by then (as with
+//! etcd, a node goes at the first SYNC after its expiration, and every SYNC takes a
+//! Raft index). Waiting watchers are fed by the [`hub`].
 //!
 //! Time: TTLs are wall-clock instants (etcd's handler turns `ttl=` into `now + ttl`);
 //! the TTL seconds in an answer are computed from that instant and this member's clock
@@ -104,18 +106,21 @@ async fn background(v2: Arc<V2>) {
             continue;
         }
         last_sync = tokio::time::Instant::now();
-        let now = now_ms();
-        let due = node
+        // etcd's leader proposes a SYNC on every tick while the store holds any TTL
+        // node, expired or not: each one takes a Raft index (X-Raft-Index and the v3
+        // raft index advance twice a second), and only expired nodes move the store
+        // index.
+        let has_ttl_nodes = node
             .state
             .read()
             .ok()
             .and_then(|state| state.v2().next_expiration_ms())
-            .is_some_and(|at| at <= now);
-        if due {
+            .is_some();
+        if has_ttl_nodes {
             // The result reaches watchers through the store's history.
             let _ = v2
                 .ctx
-                .propose(Command::V2(Request::Sync { time_ms: now }))
+                .propose(Command::V2(Request::Sync { time_ms: now_ms() }))
                 .await;
             v2.hub.pump(&node.state, &v2.store_stats);
         }

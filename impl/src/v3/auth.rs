@@ -197,7 +197,8 @@ impl pb::auth_server::Auth for AuthService {
             let token = ctx
                 .tokens
                 .token_for(&prefix, applied.index, &request.name, auth_revision)
-                .map_err(Status::internal)?;
+                // etcd hands a signing error back as a plain error: code Unknown.
+                .map_err(Status::unknown)?;
             return Ok(tonic::Response::new(pb::AuthenticateResponse {
                 header: ctx.header().at(applied.revision),
                 token,

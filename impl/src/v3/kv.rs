@@ -36,6 +36,7 @@ impl pb::kv_server::Kv for KvService {
                 .map_err(errors::auth)?;
             state.range(&request).map_err(errors::mvcc)
         })??;
+        crate::metrics::count_range();
         Ok(tonic::Response::new(convert::range_to_pb(
             response,
             ctx.header(),

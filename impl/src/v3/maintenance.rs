@@ -8,9 +8,10 @@
 //! puts, lease grant): if the database size plus etcd's cost estimate reaches
 //! `--quota-backend-bytes`, it raises the NOSPACE alarm through the log and refuses the
 //! request with "etcdserver: mvcc: database space exceeded", as etcd does. The size is
-//! that of the applied state (`DataDir::backend_size_bytes`, not the Raft log, as etcd
-//! does not count its WAL), sampled every heartbeat by the sampler [`start_background`]
-//! starts; Status and `etcd_mvcc_db_total_size_in_bytes` report the same figure.
+//! what the applied state takes on disk (`DataDir::backend_size_bytes`, not the Raft
+//! log, as etcd does not count its WAL), sampled every heartbeat by the sampler
+//! [`start_background`] starts; Status and `etcd_mvcc_db_total_size_in_bytes` report the
+//! same figure.
 
 use std::io::Read;
 use std::pin::Pin;
@@ -226,7 +227,8 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             raft_term: status.term.load(Ordering::Relaxed),
             raft_applied_index: status.applied_index.load(Ordering::Relaxed),
             errors,
-            db_size_in_use: db_size,
+            db_size_in_use: i64::try_from(self.data_dir.backend_size_in_use_bytes())
+                .unwrap_or(i64::MAX),
             is_learner: false,
         }))
     }

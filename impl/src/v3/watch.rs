@@ -20,8 +20,9 @@
 //!   created with `progress_notify` get a progress response (their id, no events) every
 //!   `--experimental-watch-progress-notify-interval` unless events reached them since the
 //!   last one;
-//! - watchers created with `fragment` get responses larger than `--max-request-bytes`
-//!   split into several, every part but the last marked `fragment`.
+//! - watchers created with `fragment` get responses of `--max-request-bytes` plus 512 KiB
+//!   (etcd's gRPC overhead allowance) or more split into several, each holding as many
+//!   events as stay under that limit, every part but the last marked `fragment`.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -209,7 +210,13 @@ impl WatchStream {
         if !fragment {
             return self.send(response).await;
         }
-        for part in fragments(response, self.ctx.max_request_bytes) {
+        // etcd's watch server splits at --max-request-bytes plus the gRPC overhead
+        // allowance (the same limit as incoming messages), not at the bare flag.
+        let limit = self
+            .ctx
+            .max_request_bytes
+            .saturating_add(crate::server::GRPC_OVERHEAD_BYTES);
+        for part in fragments(response, limit) {
             if !self.send(part).await {
                 return false;
             }

@@ -189,6 +189,16 @@ impl<B: Backend> Store<B> {
         &self.backend
     }
 
+    /// How many keys exist at the current revision: keys whose newest revision is not a
+    /// tombstone (etcd's `etcd_debugging_mvcc_keys_total`).
+    #[must_use]
+    pub fn key_count(&self) -> usize {
+        self.index
+            .values()
+            .filter(|revs| revs.last().is_some_and(|(_, tombstone)| !tombstone))
+            .count()
+    }
+
     /// The current revision: the last write's main revision (1 for a fresh store).
     #[must_use]
     pub fn current_revision(&self) -> i64 {

@@ -1,0 +1,211 @@
+//! What etcd users see on the client port's HTTP side, checked against figures measured
+//! on etcd 3.4.23: `/metrics` values that follow what the server does (keys, MVCC
+//! operations, backend commits, gRPC bytes), `--cors` headers, and the v2 SYNC the
+//! leader proposes while TTL nodes exist.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "integration test: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// One HTTP/1.1 request on the client port: (lower-cased status line and headers, body).
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.client_port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        text.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_default();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// The value of the sample `name` (exactly, labels included) in a metrics body.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_follow_keys_operations_commits_and_grpc_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (head, before) = request(&server, "GET", "/metrics", &[], "");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    server.ok(&["put", "a", "1"]);
+    server.ok(&["put", "b", "1"]);
+    server.ok(&["put", "b", "2"]);
+    server.ok(&["put", "--prev-kv", "c", "1"]);
+    server.ok(&["del", "a"]);
+    server.ok(&["get", "b"]);
+    let (_, after) = request(&server, "GET", "/metrics", &[], "");
+    let delta = |name: &str| sample(&after, name) - sample(&before, name);
+    // Live keys: b and c (a was deleted).
+    assert_eq!(sample(&after, "etcd_debugging_mvcc_keys_total"), 2.0);
+    // etcd 3.4.23 counts the same way: a put with --prev-kv also reads the old value,
+    // which makes it a txn of two operations.
+    assert_eq!(delta("etcd_mvcc_put_total"), 4.0);
+    assert_eq!(delta("etcd_mvcc_delete_total"), 1.0);
+    assert_eq!(delta("etcd_mvcc_range_total"), 2.0);
+    assert_eq!(delta("etcd_mvcc_txn_total"), 1.0);
+    let commits = delta("etcd_disk_backend_commit_duration_seconds_count");
+    assert!(commits >= 5.0, "five writes, {commits} backend commits");
+    assert_eq!(
+        sample(
+            &after,
+            "etcd_disk_backend_commit_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        sample(&after, "etcd_disk_backend_commit_duration_seconds_count")
+    );
+    assert!(delta("etcd_network_client_grpc_received_bytes_total") > 0.0);
+    assert!(delta("etcd_network_client_grpc_sent_bytes_total") > 0.0);
+    let size = sample(&after, "etcd_mvcc_db_total_size_in_bytes");
+    let in_use = sample(&after, "etcd_mvcc_db_total_size_in_use_in_bytes");
+    assert!(
+        size > 4096.0 && in_use > 0.0 && in_use <= size,
+        "{size} {in_use}"
+    );
+    assert_eq!(
+        sample(&after, "etcd_server_quota_backend_bytes"),
+        2_147_483_648.0
+    );
+    assert_eq!(sample(&after, "etcd_server_is_learner"), 0.0);
+    assert_eq!(
+        sample(&after, "etcd_cluster_version{cluster_version=\"3.4\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn cors_headers_follow_the_cors_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    // etcd's default `--cors '*'`: every HTTP answer allows every origin.
+    let open = Server::start(dir.path().join("open").as_path());
+    let (head, _) = request(&open, "GET", "/version", &[], "");
+    assert!(
+        head.contains("access-control-allow-origin: *\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-methods: post, get, options, put, delete"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: accept, content-type, authorization"),
+        "{head}"
+    );
+    drop(open);
+
+    let listed = Server::start_with(
+        dir.path().join("listed").as_path(),
+        &["--cors", "http://a.example:80"],
+    );
+    let (head, body) = request(
+        &listed,
+        "GET",
+        "/version",
+        &["Origin: http://a.example:80"],
+        "",
+    );
+    assert!(
+        head.contains("access-control-allow-origin: http://a.example:80\r\n"),
+        "{head}"
+    );
+    assert!(body.contains("etcdserver"), "{body}");
+    let (head, _) = request(
+        &listed,
+        "GET",
+        "/version",
+        &["Origin: http://c.example:80"],
+        "",
+    );
+    assert!(!head.contains("access-control"), "{head}");
+    let (head, _) = request(&listed, "GET", "/metrics", &[], "");
+    assert!(!head.contains("access-control"), "{head}");
+    // A preflight is answered 200 with an empty body on any path.
+    let (head, body) = request(
+        &listed,
+        "OPTIONS",
+        "/v3/kv/range",
+        &["Origin: http://a.example:80"],
+        "",
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: http://a.example:80"),
+        "{head}"
+    );
+    assert_eq!(body, "");
+}
+
+fn raft_index(head: &str) -> u64 {
+    head.lines()
+        .find_map(|line| line.strip_prefix("x-raft-index: "))
+        .unwrap_or_else(|| panic!("no X-Raft-Index in {head}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn v2_leader_proposes_sync_while_ttl_nodes_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--enable-v2"]);
+    let (head, _) = request(&server, "PUT", "/v2/keys/t", &[], "value=1&ttl=100");
+    assert!(head.starts_with("http/1.1 201"), "{head}");
+    let start = raft_index(&head);
+    let header = |head: &str, name: &str| {
+        head.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+            .trim()
+            .to_owned()
+    };
+    let store_index = header(&head, "x-etcd-index: ");
+    // etcd 3.4.23 (measured): with a TTL key and no client writes, X-Raft-Index grows by
+    // one SYNC per 500 ms tick while the store index (X-Etcd-Index) stays.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (head, _) = request(&server, "GET", "/v2/keys/t", &[], "");
+        assert_eq!(header(&head, "x-etcd-index: "), store_index, "{head}");
+        if raft_index(&head) >= start + 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SYNC was proposed while a TTL key exists"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
