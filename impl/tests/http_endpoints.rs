@@ -109,9 +109,9 @@ fn metrics_follow_keys_operations_commits_and_grpc_traffic() {
 
 #[test]
 fn cors_headers_follow_the_cors_flag() {
-    let dir = tempfile::tempdir().unwrap();
+    let open_dir = tempfile::tempdir().unwrap();
     // etcd's default `--cors '*'`: every HTTP answer allows every origin.
-    let open = Server::start(dir.path().join("open").as_path());
+    let open = Server::start(open_dir.path());
     let (head, _) = request(&open, "GET", "/version", &[], "");
     assert!(
         head.contains("access-control-allow-origin: *\r\n"),
@@ -127,10 +127,8 @@ fn cors_headers_follow_the_cors_flag() {
     );
     drop(open);
 
-    let listed = Server::start_with(
-        dir.path().join("listed").as_path(),
-        &["--cors", "http://a.example:80"],
-    );
+    let listed_dir = tempfile::tempdir().unwrap();
+    let listed = Server::start_with(listed_dir.path(), &["--cors", "http://a.example:80"]);
     let (head, body) = request(
         &listed,
         "GET",
