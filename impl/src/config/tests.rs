@@ -332,6 +332,9 @@ fn a_packaged_etcd_conf_environment_loads_and_warns_only_about_empty_variables()
     );
     let error = refuse(&[], &[("ETCD_PROXY", "bogus")]);
     assert_eq!(error.exit_code(), 2);
+}
+
+#[test]
 fn cors_allows_every_origin_by_default_and_takes_urls_as_etcd_checks_them() {
     let (config, _) = serve(&[], &[]);
     assert_eq!(config.cors, vec!["*".to_owned()]);
