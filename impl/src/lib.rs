@@ -18,6 +18,7 @@ pub mod node_loop;
 pub mod server;
 pub mod snapshot;
 pub mod storage;
+pub mod tls;
 pub mod token;
 pub mod v2;
 pub mod v3;

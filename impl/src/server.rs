@@ -4,27 +4,29 @@
 //!
 //! The v3 JSON gateway ([`crate::gateway`]) calls the same gRPC services in process.
 //!
+//! Client TLS (`https://` URLs, `--cert-file`, `--auto-tls`, ...) is served by
+//! [`crate::tls`], which also checks the peer TLS flags.
+//!
 //! Not done yet: the peer transport (a multi-member `--initial-cluster` is refused with a
-//! clear message) and TLS serving (https URLs are refused).
+//! clear message).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{Config, url};
+use crate::node_loop::{self, LoopConfig, NodeHandle};
+use crate::storage::backend::FjallBackend;
+use crate::storage::raft_log::FjallRaftStorage;
+use crate::storage::{DataDir, Identity};
+use crate::tls;
+use crate::v3::{Context, auth, cluster, election, kv, lease, lock, maintenance, watch};
+use crate::version::ETCD_CAPABILITY_VERSION;
 use oxetcd_api::etcdserverpb as pb;
 use oxetcd_api::{v3electionpb, v3lockpb};
 use oxetcd_spec::apply::{AppConfig, AppState};
 use oxetcd_spec::membership;
 use oxetcd_spec::raft::{ConfState, LogIndex, Node, NodeId};
-use tokio::net::TcpListener;
-
-use crate::config::{Config, Scheme, url};
-use crate::node_loop::{self, LoopConfig, NodeHandle};
-use crate::storage::backend::FjallBackend;
-use crate::storage::raft_log::FjallRaftStorage;
-use crate::storage::{DataDir, Identity};
-use crate::v3::{Context, auth, cluster, election, kv, lease, lock, maintenance, watch};
-use crate::version::ETCD_CAPABILITY_VERSION;
 
 /// gRPC allows this much over `--max-request-bytes` for framing (etcd's
 /// `grpcOverheadBytes`), so the size check with etcd's error runs in the handler.
@@ -72,16 +74,30 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.initial_cluster.len()
         );
     }
-    if config.client_tls.is_configured()
-        || config
-            .listen_client_urls
-            .iter()
-            .any(|url| url.scheme.is_tls())
-    {
-        anyhow::bail!(
-            "client TLS (--cert-file/--key-file/--auto-tls, https URLs) is not served yet"
-        );
-    }
+    // Listeners are bound (and the TLS flags checked) before the data dir is touched.
+    let client_tls = &config.client_tls;
+    let tls = tls::server_config(
+        tls::Side::Client,
+        client_tls,
+        &config.data_dir,
+        &config.listen_client_urls,
+    )?;
+    let listeners = tls::bind_all(
+        tls::Side::Client,
+        &config.listen_client_urls,
+        tls.as_ref(),
+        client_tls.client_cert_auth,
+    )
+    .await?;
+    // Members do not talk over the peer port yet; its TLS flags are checked all the same.
+    let peer_tls = tls::peer_tls(&config)?;
+    let peer_listeners = tls::bind_all(
+        tls::Side::Peer,
+        &config.listen_peer_urls,
+        peer_tls.as_ref().map(|peer| &peer.server),
+        config.peer_tls.client_cert_auth,
+    )
+    .await?;
     for (flag, value) in &config.accepted_only {
         tracing::warn!(
             "--{flag}={value} is accepted for compatibility and has no effect in oxetcd"
@@ -189,21 +205,21 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     }
     let router = client_router(&ctx, &data)?;
     let mut client_addrs = Vec::new();
-    for listen in &config.listen_client_urls {
-        let listener = bind(listen).await?;
-        client_addrs.push(listener.local_addr()?);
-        let router = router.clone();
+    let mut serving = Vec::new();
+    for listener in listeners {
+        client_addrs.push(listener.listening.addr);
+        serving.push(listener.listening);
+        let service = router
+            .clone()
+            .into_make_service_with_connect_info::<tls::ClientAddr>();
         tokio::spawn(async move {
-            let listener = crate::authority::FixingListener(listener);
-            if let Err(error) = axum::serve(listener, router).await {
+            if let Err(error) = axum::serve(listener, service).await {
                 tracing::error!("client listener stopped: {error}");
             }
         });
     }
-    for listen in &config.listen_peer_urls {
-        // The peer port is claimed (as etcd does) and answers /version; members do not
-        // talk over it yet.
-        let listener = bind(listen).await?;
+    for listener in peer_listeners {
+        // The peer port is claimed (as etcd does) and answers /version.
         let peer_router = crate::http::router(crate::http::HttpState {
             node: handle.clone(),
             data_dir: data.clone(),
@@ -213,7 +229,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             let _ = axum::serve(listener, peer_router).await;
         });
     }
-    announce(&config, &handle, &client_addrs).await;
+    announce(&config, &handle, &serving).await;
     Ok(Server {
         node: handle,
         client_addrs,
@@ -274,18 +290,9 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
         )))
 }
 
-async fn bind(listen: &url::Url) -> anyhow::Result<TcpListener> {
-    if listen.scheme != Scheme::Http {
-        anyhow::bail!("listening on {listen} is not supported yet (only http:// URLs)");
-    }
-    TcpListener::bind(listen.socket_address())
-        .await
-        .map_err(|error| anyhow::anyhow!("listen tcp {}: {error}", listen.socket_address()))
-}
-
 /// Logs etcd's start-up lines once a leader is known (bounded wait), so scripts that
 /// wait for them keep working.
-async fn announce(config: &Config, node: &NodeHandle, client_addrs: &[SocketAddr]) {
+async fn announce(config: &Config, node: &NodeHandle, serving: &[tls::Listening]) {
     for _ in 0..100 {
         if node.has_leader() {
             break;
@@ -301,10 +308,16 @@ async fn announce(config: &Config, node: &NodeHandle, client_addrs: &[SocketAddr
         node.cluster_id
     );
     tracing::info!("embed: ready to serve client requests");
-    for addr in client_addrs {
-        tracing::info!(
-            "embed: serving insecure client requests on {addr}, this is strongly discouraged!"
-        );
+    for listening in serving {
+        let addr = listening.addr;
+        if listening.plain {
+            tracing::info!(
+                "embed: serving insecure client requests on {addr}, this is strongly discouraged!"
+            );
+        }
+        if listening.tls {
+            tracing::info!("embed: serving client requests on {addr}");
+        }
     }
 }
 

@@ -184,12 +184,22 @@ impl Context {
             .ok_or_else(|| errors::auth(oxetcd_spec::auth::AuthError::InvalidAuthToken))
     }
 
-    /// [`Context::token_info`] for the token in `request`'s metadata.
+    /// [`Context::token_info`] for the token in `request`'s metadata. Without a token,
+    /// under `--client-cert-auth`, the request runs as the user its TLS client
+    /// certificate's CommonName names (etcd's `AuthInfoFromTLS`).
     ///
     /// # Errors
     /// As [`Context::token_info`].
     pub fn auth_info<T>(&self, request: &tonic::Request<T>) -> Result<Option<AuthInfo>, Status> {
-        self.token_info(request_token(request.metadata()).as_deref())
+        let token = request_token(request.metadata());
+        if token.is_none()
+            && self.config.client_tls.client_cert_auth
+            && let Some(name) = crate::tls::request_common_name(request.extensions())
+        {
+            let revision = self.read(|state| state.auth().revision())?;
+            return Ok(Some(AuthInfo::new(name, revision)));
+        }
+        self.token_info(token.as_deref())
     }
 }
 
