@@ -203,3 +203,51 @@ fn a_damaged_or_missing_snapshot_file_is_refused_naming_it() {
     assert_eq!(code, 1, "{log}");
     assert!(log.contains("is missing"), "{log}");
 }
+
+/// Puts keys, defragments (which writes the key bucket to table files) and kills the
+/// server; returns the table files of the key bucket (`bucket_key`, the third keyspace
+/// the data dir creates after `raft` and `raft_log`).
+fn key_tables_after_defrag(dir: &Path) -> Vec<PathBuf> {
+    let mut server = Server::start(dir);
+    for i in 0..30 {
+        server.ok(&["put", &format!("k{i:02}"), "some value"]);
+    }
+    server.ok(&["defrag"]);
+    server.kill();
+    let tables = db_dir(dir).join("keyspaces/3/tables");
+    let files: Vec<PathBuf> = std::fs::read_dir(&tables)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "defrag writes tables to {}",
+        tables.display()
+    );
+    files
+}
+
+#[test]
+fn a_damaged_or_missing_table_file_is_refused_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for table in key_tables_after_defrag(dir.path()) {
+        let mut bytes = std::fs::read(&table).unwrap();
+        // Inside the first data block: fjall's block checksum catches it.
+        bytes[200] ^= 0x55;
+        std::fs::write(&table, &bytes).unwrap();
+    }
+    let (code, log) = start_expecting_refusal(dir.path(), &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("is corrupt") || log.contains("ChecksumMismatch"),
+        "{log}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    for table in key_tables_after_defrag(dir.path()) {
+        std::fs::remove_file(table).unwrap();
+    }
+    let (code, log) = start_expecting_refusal(dir.path(), &[]);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("Recovered less tables than expected"), "{log}");
+}
