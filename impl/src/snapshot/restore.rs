@@ -6,7 +6,13 @@
 //! (`--name`, `--initial-cluster`, `--initial-cluster-token`,
 //! `--initial-advertise-peer-urls`, etcd's defaults) starts a fresh Raft log whose
 //! snapshot covers the restored state, at index 1, term 1. The keys, their revisions,
-//! leases, auth and v2 data are those of the file.
+//! leases, alarms and auth are those of the file.
+//!
+//! The file is either etcd's format (a bbolt database, saved from etcd or from oxetcd:
+//! see [`super::etcd`] for what is kept) or oxetcd's own log-compaction format (which
+//! also carries the v2 store). The auth and v2 command logs are rewritten under keys
+//! that sort before every index the new member will apply (see
+//! [`super::etcd::restored_log_key`]), so they replay first and in their order.
 
 use std::path::PathBuf;
 
@@ -29,7 +35,7 @@ use crate::storage::{DataDir, Identity};
     about = "Restores a data dir from a snapshot file"
 )]
 pub struct RestoreArgs {
-    /// The snapshot file (saved with `etcdctl snapshot save` from oxetcd).
+    /// The snapshot file (saved with `etcdctl snapshot save` from oxetcd or etcd).
     pub file: PathBuf,
     /// Path to the data directory (default `<name>.etcd`).
     #[arg(long = "data-dir")]
@@ -112,12 +118,21 @@ pub fn restore(args: &RestoreArgs) -> Result<PathBuf, RestoreError> {
     let file = std::fs::read(&args.file).map_err(|e| snapshot_error(SnapshotError::Io(e)))?;
     let body = super::verify(&file, args.skip_hash_check).map_err(snapshot_error)?;
     // Parse everything before creating anything, so a bad file leaves no data dir.
-    let mut records: Vec<Record> = Vec::new();
-    super::read_records(body, |record| {
-        records.push(record);
-        Ok(())
-    })
-    .map_err(snapshot_error)?;
+    let records = if super::bbolt::is_bbolt(body) {
+        let db =
+            super::bbolt::Db::open(body).map_err(|e| snapshot_error(SnapshotError::Bbolt(e.0)))?;
+        super::etcd::records_from_bbolt(&db).map_err(snapshot_error)?
+    } else {
+        let mut records: Vec<Record> = Vec::new();
+        super::read_records(body, |record| {
+            if let Some(record) = keep(record) {
+                records.push(record);
+            }
+            Ok(())
+        })
+        .map_err(snapshot_error)?;
+        renumber_logs(records)
+    };
 
     let peer_urls = Url::parse_list(&args.initial_advertise_peer_urls)
         .map_err(|e| RestoreError::Flags(format!("--initial-advertise-peer-urls: {e}")))?;
@@ -156,9 +171,7 @@ pub fn restore(args: &RestoreArgs) -> Result<PathBuf, RestoreError> {
     let backend = FjallBackend::open(data.clone()).map_err(storage)?;
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
     for record in records {
-        if let Some(record) = keep(record) {
-            batch.push(record);
-        }
+        batch.push(record);
         if batch.len() >= BATCH_RECORDS {
             backend.insert_all(&batch).map_err(storage)?;
             batch.clear();
@@ -207,4 +220,22 @@ fn keep(record: Record) -> Option<Record> {
         }
         _ => Some(record),
     }
+}
+
+/// Rekeys the auth and v2 command logs (by old index) to
+/// [`super::etcd::restored_log_key`] order numbers, keeping their order.
+fn renumber_logs(records: Vec<Record>) -> Vec<Record> {
+    let mut seq: std::collections::BTreeMap<Bucket, u32> = std::collections::BTreeMap::new();
+    records
+        .into_iter()
+        .map(|(bucket, key, value)| match bucket {
+            Bucket::Auth | Bucket::V2 => {
+                let n = seq.entry(bucket).or_insert(0);
+                let key = super::etcd::restored_log_key(*n);
+                *n += 1;
+                (bucket, key, value)
+            }
+            _ => (bucket, key, value),
+        })
+        .collect()
 }

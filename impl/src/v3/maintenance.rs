@@ -1,8 +1,9 @@
 //! `etcdserverpb.Maintenance`: Status with real figures, HashKV, Alarm (through the
 //! log; NOSPACE raised by the quota check below), Defragment (flushes and fully
-//! compacts every fjall keyspace), Snapshot (streams a snapshot file, see
-//! [`crate::snapshot`], in 32 KiB chunks with `remaining_bytes`, then etcd's SHA-256
-//! trailer as the last message). Hash, MoveLeader and Downgrade are not served yet.
+//! compacts every fjall keyspace), Snapshot (streams etcd's snapshot file, a bbolt
+//! database in etcd's schema, see [`crate::snapshot::etcd`], in 32 KiB chunks with
+//! `remaining_bytes`, then etcd's SHA-256 trailer as the last message), Hash (etcd's
+//! CRC-32C over that same schema). MoveLeader and Downgrade are not served yet.
 //!
 //! Quota: [`check_quota`] runs before every proposal that adds data (put, txn with
 //! puts, lease grant): if the database size plus etcd's cost estimate reaches
@@ -260,7 +261,16 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         request: Request<pb::HashRequest>,
     ) -> Result<tonic::Response<pb::HashResponse>, Status> {
         self.ctx.check_admin(&request)?;
-        Err(errors::not_implemented("Maintenance.Hash"))
+        let state = self.ctx.read(crate::snapshot::etcd::EtcdState::capture)?;
+        let revision = state.revision();
+        let hash = tokio::task::spawn_blocking(move || state.hash())
+            .await
+            .map_err(|error| Status::internal(format!("hash: {error}")))?
+            .map_err(|error| Status::internal(format!("hash: {error}")))?;
+        Ok(tonic::Response::new(pb::HashResponse {
+            header: self.ctx.header().at(revision),
+            hash,
+        }))
     }
 
     async fn hash_kv(
@@ -294,13 +304,14 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         request: Request<pb::SnapshotRequest>,
     ) -> Result<tonic::Response<Self::SnapshotStream>, Status> {
         self.ctx.check_admin(&request)?;
-        let backend = self.ctx.read(|state| state.store().backend().clone())?;
+        // One applied index: captured under the state lock.
+        let state = self.ctx.read(crate::snapshot::etcd::EtcdState::capture)?;
         let spool = self.data_dir.spool_dir();
         // Written to a temporary file first: the stream announces the remaining size.
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
             std::fs::create_dir_all(&spool)?;
             let mut file = tempfile::tempfile_in(&spool)?;
-            let size = crate::snapshot::write(&backend, &mut file)?;
+            let size = state.write_snapshot(&mut file)?;
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
             Ok((file, size))
         })

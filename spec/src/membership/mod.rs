@@ -287,6 +287,11 @@ impl Cluster {
         self.removed.contains(&id)
     }
 
+    /// The removed member IDs, ascending.
+    pub fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.removed.iter().copied()
+    }
+
     /// Asserts the invariants: members keyed by their ID, no removed ID among the members,
     /// at most [`MAX_LEARNERS`] learners, no peer URL shared by two members.
     pub fn check_invariants(&self) {
