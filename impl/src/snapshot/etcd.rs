@@ -45,7 +45,7 @@ pub const SCHEDULED_COMPACT: &[u8] = b"scheduledCompactRev";
 /// The applied state as of one applied index, captured under the state lock: a
 /// point-in-time view of the stored buckets and copies of the in-memory auth,
 /// membership and alarm states.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EtcdState {
     view: BackendView,
     applied_index: u64,

@@ -97,14 +97,6 @@ impl FjallBackend {
         }
     }
 
-    /// A point-in-time view of every bucket: later writes are not seen through it.
-    pub fn view(&self) -> BackendView {
-        BackendView {
-            snapshot: self.data.db.snapshot(),
-            buckets: self.buckets.clone(),
-        }
-    }
-
     /// Writes `pairs` (bucket, key, value) as one fjall batch.
     ///
     /// # Errors
@@ -115,59 +107,6 @@ impl FjallBackend {
             batch.insert(self.keyspace(*bucket)?, key.as_slice(), value.as_slice());
         }
         batch.commit().map_err(backend_error)
-    }
-}
-
-/// A point-in-time view of a [`FjallBackend`] (see [`FjallBackend::view`]).
-#[derive(Clone)]
-pub struct BackendView {
-    snapshot: fjall::Snapshot,
-    buckets: BTreeMap<Bucket, KeyspaceHandle>,
-}
-
-impl std::fmt::Debug for BackendView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BackendView")
-    }
-}
-
-impl BackendView {
-    /// Calls `visit` with every pair of `bucket` in key order; stops at its first error.
-    ///
-    /// # Errors
-    /// fjall's read error, or `visit`'s.
-    pub fn visit(
-        &self,
-        bucket: Bucket,
-        mut visit: impl FnMut(&[u8], &[u8]) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        use fjall::Readable;
-        let handle = self
-            .buckets
-            .get(&bucket)
-            .ok_or_else(|| std::io::Error::other(format!("bucket {bucket:?} not opened")))?;
-        for item in self.snapshot.iter(&handle.0) {
-            let (key, value) = item.into_inner().map_err(std::io::Error::other)?;
-            visit(&key, &value)?;
-        }
-        Ok(())
-    }
-
-    /// The value of `key` in `bucket`.
-    ///
-    /// # Errors
-    /// fjall's read error.
-    pub fn get(&self, bucket: Bucket, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
-        use fjall::Readable;
-        let handle = self
-            .buckets
-            .get(&bucket)
-            .ok_or_else(|| std::io::Error::other(format!("bucket {bucket:?} not opened")))?;
-        Ok(self
-            .snapshot
-            .get(&handle.0, key)
-            .map_err(std::io::Error::other)?
-            .map(|value| value.to_vec()))
     }
 }
 
@@ -239,5 +178,44 @@ impl BackendView {
             }
         }
         Ok(())
+    }
+
+    /// Calls `visit` with every pair of `bucket` as of the view, in key order; stops at
+    /// its first error.
+    ///
+    /// # Errors
+    /// fjall's read error, or `visit`'s.
+    pub fn visit(
+        &self,
+        bucket: Bucket,
+        mut visit: impl FnMut(&[u8], &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        use fjall::Readable;
+        let handle = self
+            .buckets
+            .get(&bucket)
+            .ok_or_else(|| std::io::Error::other(format!("bucket {bucket:?} not opened")))?;
+        for item in self.snapshot.iter(&handle.0) {
+            let (key, value) = item.into_inner().map_err(std::io::Error::other)?;
+            visit(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    /// The value of `key` in `bucket` as of the view.
+    ///
+    /// # Errors
+    /// fjall's read error.
+    pub fn get(&self, bucket: Bucket, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+        use fjall::Readable;
+        let handle = self
+            .buckets
+            .get(&bucket)
+            .ok_or_else(|| std::io::Error::other(format!("bucket {bucket:?} not opened")))?;
+        Ok(self
+            .snapshot
+            .get(&handle.0, key)
+            .map_err(std::io::Error::other)?
+            .map(|value| value.to_vec()))
     }
 }
