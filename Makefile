@@ -40,8 +40,10 @@ bench:
 	-$(CARGO) build --release --bin oxetcd
 	$(CARGO) run --release --bin oxetcd-bench -- compare --oxetcd $${CARGO_TARGET_DIR:-target}/release/oxetcd $(BENCH_FLAGS)
 
+# A local 3-member cluster (infra1..3, clients on 2379/22379/32379, data in ./cluster).
 cluster:
-	@echo "multi-member clusters are not served yet (see README: what works today)"; exit 2
+	$(CARGO) build --release --bin oxetcd
+	sh scripts/cluster.sh
 
 docs:
 	$(CARGO) doc --workspace --no-deps

@@ -15,6 +15,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod node_loop;
+pub mod peer;
 pub mod server;
 pub mod snapshot;
 pub mod storage;

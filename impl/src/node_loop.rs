@@ -6,10 +6,17 @@
 //! a tokio interval (`--heartbeat-interval`). After each batch of inputs the loop drains
 //! every Ready: persist (snapshot, entries, hard state) to
 //! fjall and sync once if the Ready asks (group commit: all proposals taken in the same
-//! batch share the fsync), send messages (a single member has none; the peer transport
-//! is not built yet), apply committed entries through `AppState::apply`, publish their
-//! watch events, complete the waiting requests by request id, answer ReadIndex
-//! requests once applied, then `advance`.
+//! batch share the fsync), send messages through the peer transport ([`crate::peer`]:
+//! `messages` before persisting, `messages_after_persist` only after the sync), apply
+//! committed entries through `AppState::apply`, publish their watch events, complete the
+//! waiting requests by request id, answer ReadIndex requests once applied, then
+//! `advance`. Messages from peers arrive as [`Input::Step`].
+//!
+//! On a follower, proposals and ReadIndex requests are forwarded to the leader by
+//! `spec` (`Proposed::Forwarded`, the `ReadIndex` message); the loop only waits for the
+//! entry to apply locally or the read state to come back. Requests still unanswered
+//! after [`REQUEST_TIMEOUT_TICKS`] election timeouts fail with etcd's "request timed
+//! out" (a forwarded proposal the leader dropped is never answered otherwise).
 //!
 //! The loop runs on a thread of its own (see [`start`]): its fsyncs block only that
 //! thread, never the runtime serving the API, and inputs keep queueing (into the next
@@ -55,6 +62,9 @@ pub enum LoopError {
     /// The proposal was lost (leader change) before it committed.
     #[error("etcdserver: leader changed")]
     LeaderChanged,
+    /// No answer in time (a forwarded request the leader dropped, a lost quorum).
+    #[error("etcdserver: request timed out")]
+    Timeout,
 }
 
 /// One input to the loop.
@@ -76,6 +86,8 @@ pub enum Input {
         /// Completed when the read may proceed.
         reply: oneshot::Sender<Result<(), LoopError>>,
     },
+    /// A Raft message from a peer (see [`crate::peer`]).
+    Step(oxetcd_spec::raft::Message),
 }
 
 /// What the loop publishes for watchers: the events of one applied entry.
@@ -166,6 +178,8 @@ pub struct NodeHandle {
     epoch: Instant,
     /// The wall clock at `epoch`, ms since the Unix epoch.
     wall_at_epoch_ms: u64,
+    /// The peer transport (`None` only in tests that run the loop alone).
+    pub transport: Option<crate::peer::Transport>,
 }
 
 impl NodeHandle {
@@ -210,6 +224,18 @@ impl NodeHandle {
             .await
             .map_err(|_| LoopError::Stopped)?;
         wait.await.map_err(|_| LoopError::Stopped)?
+    }
+
+    /// Hands a Raft message from a peer to the loop (waits while the loop's input queue
+    /// is full: back-pressure on the peer's stream).
+    ///
+    /// # Errors
+    /// [`LoopError::Stopped`] once the loop has stopped.
+    pub async fn step(&self, message: oxetcd_spec::raft::Message) -> Result<(), LoopError> {
+        self.inputs
+            .send(Input::Step(message))
+            .await
+            .map_err(|_| LoopError::Stopped)
     }
 
     /// A fresh unique id (for leases granted with ID 0): positive as an `i64`.
@@ -274,7 +300,13 @@ pub struct LoopConfig {
     /// The auth token provider, told about every applied auth command (simple tokens
     /// are registered and dropped at apply, on every member).
     pub tokens: Arc<crate::token::Tokens>,
+    /// Election timeout in ticks (request timeouts are counted in these).
+    pub election_ticks: u64,
 }
+
+/// Client requests unanswered after this many election timeouts fail with
+/// [`LoopError::Timeout`] (etcd: 5 s plus two election timeouts).
+pub const REQUEST_TIMEOUT_TICKS: u64 = 6;
 
 /// Most inputs taken into one batch before the Ready is processed (bounds latency).
 const INPUT_BATCH_MAX: usize = 1024;
@@ -290,14 +322,17 @@ struct NodeLoop {
     handle: NodeHandle,
     config: LoopConfig,
     inputs: mpsc::Receiver<Input>,
-    /// Proposals waiting for their entry, by request id.
-    waiting: BTreeMap<u64, oneshot::Sender<Result<Applied, LoopError>>>,
+    /// Proposals waiting for their entry, by request id, with the tick they were taken.
+    waiting: BTreeMap<u64, (u64, oneshot::Sender<Result<Applied, LoopError>>)>,
     /// Linearizable reads taken in the current input batch: they share one ReadIndex.
     reads_batch: ReadGroup,
     /// ReadIndex requests Raft refused for now (leader not ready), retried on tick.
     reads_retry: Vec<ReadGroup>,
-    /// ReadIndex requests not yet answered by Raft, by context id.
-    reads_pending: BTreeMap<u64, ReadGroup>,
+    /// ReadIndex requests not yet answered by Raft, by context id, with the tick they
+    /// were made.
+    reads_pending: BTreeMap<u64, (u64, ReadGroup)>,
+    /// Ticks since start (request deadlines).
+    ticks: u64,
     /// ReadIndex requests answered by Raft, waiting for the applied index.
     reads_confirmed: VecDeque<(LogIndex, ReadGroup)>,
     /// Leases whose revoke is in flight (not proposed twice).
@@ -338,6 +373,7 @@ pub fn start(
     member_id: u64,
     cluster_id: u64,
     config: LoopConfig,
+    transport: Option<crate::peer::Transport>,
 ) -> (NodeHandle, tokio::task::JoinHandle<Result<(), String>>) {
     let (sender, inputs) = mpsc::channel(4096);
     let (events, _) = broadcast::channel(4096);
@@ -352,6 +388,7 @@ pub fn start(
         ids: Arc::new(IdGenerator::new(member_id)),
         epoch: Instant::now(),
         wall_at_epoch_ms: crate::v2::now_ms(),
+        transport,
     };
     handle
         .status
@@ -367,6 +404,7 @@ pub fn start(
         reads_batch: Vec::new(),
         reads_retry: Vec::new(),
         reads_pending: BTreeMap::new(),
+        ticks: 0,
         reads_confirmed: VecDeque::new(),
         revoking: BTreeSet::new(),
         snapshotting: None,
@@ -424,7 +462,9 @@ impl NodeLoop {
     }
 
     fn on_tick(&mut self) {
+        self.ticks += 1;
         self.node.tick();
+        self.expire_requests();
         if self.node.role() == Role::Leader {
             self.revoke_expired_leases();
         }
@@ -439,7 +479,7 @@ impl NodeLoop {
         let id = self.handle.ids.next();
         match self.node.read_index(id.to_be_bytes().to_vec()) {
             Ok(()) => {
-                self.reads_pending.insert(id, reads);
+                self.reads_pending.insert(id, (self.ticks, reads));
             }
             // A leader that has not committed in its term yet: retried on the next tick.
             Err(_) if self.has_leader() => self.reads_retry.push(reads),
@@ -506,7 +546,7 @@ impl NodeLoop {
                     .propose(oxetcd_spec::apply::codec::encode(&proposal))
                 {
                     Ok(_) => {
-                        self.waiting.insert(request_id, reply);
+                        self.waiting.insert(request_id, (self.ticks, reply));
                     }
                     Err(_) => {
                         self.handle
@@ -518,6 +558,7 @@ impl NodeLoop {
                 }
             }
             Input::ReadIndex { reply } => self.reads_batch.push(reply),
+            Input::Step(message) => self.node.step(message),
         }
     }
 
@@ -536,8 +577,8 @@ impl NodeLoop {
     }
 
     fn handle_ready(&mut self, ready: &Ready) -> Result<(), String> {
-        // Contract step 3: messages that need nothing durable. A single member has no
-        // peers; sending to peers is not built yet (see the module docs).
+        // Contract step 3: messages that need nothing durable.
+        self.send(&ready.messages);
         // Step 4: persist, one fsync for the whole Ready.
         self.node
             .storage_mut()
@@ -552,7 +593,8 @@ impl NodeLoop {
                 .map_err(|error| error.to_string())?;
             self.handle.status.record_fsync(started.elapsed());
         }
-        // Step 5: messages_after_persist would be sent here.
+        // Step 5: messages that promise durable state, now that it is.
+        self.send(&ready.messages_after_persist);
         if let Some(soft) = &ready.soft_state {
             self.on_soft_state(soft.leader.map_or(0, |id| id.0), soft.role);
         }
@@ -562,7 +604,7 @@ impl NodeLoop {
             let Ok(bytes) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
                 continue;
             };
-            if let Some(reads) = self.reads_pending.remove(&u64::from_be_bytes(bytes)) {
+            if let Some((_, reads)) = self.reads_pending.remove(&u64::from_be_bytes(bytes)) {
                 self.reads_confirmed.push_back((read_state.index, reads));
             }
         }
@@ -602,7 +644,7 @@ impl NodeLoop {
         } else {
             state.demote();
             // Proposals waiting on a deposed leader may never commit.
-            for (_, reply) in std::mem::take(&mut self.waiting) {
+            for (_, (_, reply)) in std::mem::take(&mut self.waiting) {
                 let _ = reply.send(Err(LoopError::LeaderChanged));
             }
             self.revoking.clear();
@@ -657,7 +699,7 @@ impl NodeLoop {
                 .status
                 .proposals_committed
                 .fetch_add(1, Ordering::Relaxed);
-            if let Some(reply) = self.waiting.remove(&applied.request_id) {
+            if let Some((_, reply)) = self.waiting.remove(&applied.request_id) {
                 let _ = reply.send(Ok(applied));
             }
         }
@@ -666,6 +708,47 @@ impl NodeLoop {
             .applied_index
             .store(state.applied_index(), Ordering::Relaxed);
         Ok(())
+    }
+
+    fn send(&self, messages: &[oxetcd_spec::raft::Message]) {
+        let Some(transport) = &self.handle.transport else {
+            return;
+        };
+        for message in messages {
+            transport.send(message.clone());
+        }
+    }
+
+    /// Fails the proposals and reads older than the request timeout.
+    fn expire_requests(&mut self) {
+        let limit = REQUEST_TIMEOUT_TICKS * self.config.election_ticks.max(1);
+        let Some(oldest) = self.ticks.checked_sub(limit) else {
+            return;
+        };
+        let expired: Vec<u64> = self
+            .waiting
+            .iter()
+            .filter(|(_, (taken, _))| *taken < oldest)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, reply)) = self.waiting.remove(&id) {
+                let _ = reply.send(Err(LoopError::Timeout));
+            }
+        }
+        let expired: Vec<u64> = self
+            .reads_pending
+            .iter()
+            .filter(|(_, (taken, _))| *taken < oldest)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, reads)) = self.reads_pending.remove(&id) {
+                for reply in reads {
+                    let _ = reply.send(Err(LoopError::Timeout));
+                }
+            }
+        }
     }
 
     fn answer_confirmed_reads(&mut self) {

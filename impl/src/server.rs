@@ -7,8 +7,12 @@
 //! Client TLS (`https://` URLs, `--cert-file`, `--auto-tls`, ...) is served by
 //! [`crate::tls`], which also checks the peer TLS flags.
 //!
-//! Not done yet: the peer transport (a multi-member `--initial-cluster` is refused with a
-//! clear message).
+//! A new cluster (`--initial-cluster-state new`) starts with every `--initial-cluster`
+//! member as a voter; the members talk over the peer transport ([`crate::peer`]) on
+//! `--listen-peer-urls`. A lone member campaigns at once (etcd's election tick advance).
+//!
+//! Not done yet: peer TLS (the transport dials and serves plain TCP; a configured peer
+//! TLS is refused at start-up).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,13 +71,6 @@ pub fn cluster_id<'a>(
 /// # Errors
 /// A message for the operator: storage, identity, bind or unsupported configuration.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
-    if config.initial_cluster.len() > 1 {
-        anyhow::bail!(
-            "--initial-cluster names {} members; multi-member clusters are not served yet \
-             (the peer transport is not built): start a single member",
-            config.initial_cluster.len()
-        );
-    }
     // Listeners are bound (and the TLS flags checked) before the data dir is touched.
     let client_tls = &config.client_tls;
     let tls = tls::server_config(
@@ -89,15 +86,30 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         client_tls.client_cert_auth,
     )
     .await?;
-    // Members do not talk over the peer port yet; its TLS flags are checked all the same.
+    // The peer TLS flags are checked; the hook for peer TLS is here: `crate::peer` dials
+    // and serves plain TCP only, so a configured peer TLS is refused.
     let peer_tls = tls::peer_tls(&config)?;
-    let peer_listeners = tls::bind_all(
-        tls::Side::Peer,
-        &config.listen_peer_urls,
-        peer_tls.as_ref().map(|peer| &peer.server),
-        config.peer_tls.client_cert_auth,
-    )
-    .await?;
+    if peer_tls.is_some()
+        || config
+            .listen_peer_urls
+            .iter()
+            .chain(&config.initial_advertise_peer_urls)
+            .any(|url| url.scheme.is_tls())
+    {
+        anyhow::bail!(
+            "peer TLS (--peer-cert-file/--peer-key-file/--peer-auto-tls, https peer URLs) \
+             is not served by the peer transport yet"
+        );
+    }
+    let mut peer_listeners = Vec::new();
+    for listen in &config.listen_peer_urls {
+        let address = listen.socket_address();
+        peer_listeners.push(
+            tokio::net::TcpListener::bind(&address)
+                .await
+                .map_err(|error| anyhow::anyhow!("listen tcp {address}: {error}"))?,
+        );
+    }
     for (flag, value) in &config.accepted_only {
         tracing::warn!(
             "--{flag}={value} is accepted for compatibility and has no effect in oxetcd"
@@ -122,8 +134,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         member_id: member,
         cluster_id: cluster,
     })?;
-    let raft_storage =
-        FjallRaftStorage::open(data.clone(), ConfState::with_voters([identity.member_id]))?;
+    let initial_conf = ConfState::with_voters(
+        config
+            .initial_cluster
+            .iter()
+            .map(|(_, urls)| member_id(urls, &config.initial_cluster_token)),
+    );
+    let raft_storage = FjallRaftStorage::open(data.clone(), initial_conf)?;
     crate::snapshot::check_compaction_file(
         &data.snap_dir(),
         raft_storage.snapshot_data(),
@@ -141,8 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let state = AppState::open(backend, app_config)
         .map_err(|error| anyhow::anyhow!("data dir {}: {error}", data.path().display()))?;
     let mut raft_config = oxetcd_spec::raft::Config::new(NodeId(identity.member_id));
-    raft_config.election_tick =
-        u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms).unwrap_or(10);
+    raft_config.election_tick = raft_config_election_tick(&config);
     raft_config.heartbeat_tick = 1;
     raft_config.applied = LogIndex(state.applied_index());
     tracing::info!(
@@ -167,6 +183,17 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .map_err(|error| anyhow::anyhow!("--auth-token: {error}"))?,
     );
     let node = Node::new(raft_config, raft_storage)?;
+    let lone_voter = node.conf_state().voters.len() == 1
+        && node
+            .conf_state()
+            .voters
+            .contains(&NodeId(identity.member_id));
+    let transport =
+        crate::peer::Transport::new(identity.member_id, identity.cluster_id, data.snap_dir());
+    for (_, urls) in &config.initial_cluster {
+        transport.set_peer(member_id(urls, &config.initial_cluster_token), urls.clone());
+    }
+    let election_ticks = u64::from(raft_config_election_tick(&config)).max(1);
     let (handle, node_task) = node_loop::start(
         node,
         state,
@@ -175,9 +202,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         LoopConfig {
             tick: Duration::from_millis(config.heartbeat_interval_ms),
             snapshot_count: config.snapshot_count,
-            campaign_at_start: true,
+            campaign_at_start: lone_voter,
             tokens: tokens.clone(),
+            election_ticks,
         },
+        Some(transport),
     );
 
     let config = Arc::new(config);
@@ -219,15 +248,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         });
     }
     for listener in peer_listeners {
-        // The peer port is claimed (as etcd does) and answers /version.
+        // The peer port carries the Raft streams and answers HTTP (/version, lease
+        // forwarding) on the same listener.
         let peer_router = crate::http::router(crate::http::HttpState {
             node: handle.clone(),
             data_dir: data.clone(),
             quota_bytes: config.quota_bytes(),
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, peer_router).await;
-        });
+        })
+        .merge(crate::peer::router(handle.clone()));
+        tokio::spawn(crate::peer::serve(listener, handle.clone(), peer_router));
     }
     announce(&config, &handle, &serving).await;
     Ok(Server {
@@ -235,6 +264,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         client_addrs,
         node_task,
     })
+}
+
+/// Election timeout in ticks: `--election-timeout` over `--heartbeat-interval`.
+fn raft_config_election_tick(config: &Config) -> u32 {
+    u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms.max(1)).unwrap_or(10)
 }
 
 fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> {

@@ -86,7 +86,11 @@ impl pb::lease_server::Lease for LeaseService {
         let (sender, receiver) = tokio::sync::mpsc::channel(KEEP_ALIVE_QUEUE);
         tokio::spawn(async move {
             while let Some(Ok(keep_alive)) = incoming.next().await {
-                let response = renew(&ctx, LeaseId(keep_alive.id));
+                let response = if ctx.node.is_leader() {
+                    renew(&ctx, LeaseId(keep_alive.id))
+                } else {
+                    renew_on_leader(&ctx, keep_alive.id).await
+                };
                 if sender.send(response).await.is_err() {
                     break;
                 }
@@ -136,6 +140,26 @@ impl pb::lease_server::Lease for LeaseService {
                 .collect(),
         }))
     }
+}
+
+/// One keep-alive that reached a follower: forwarded to the leader's peer port (as
+/// etcd forwards it), answered with the TTL the leader granted.
+async fn renew_on_leader(ctx: &Context, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
+    if !ctx.node.has_leader() {
+        return Err(errors::node(&crate::node_loop::LoopError::NoLeader));
+    }
+    let ttl = crate::peer::forward_lease_renew(&ctx.node, id)
+        .await
+        .map_err(|error| {
+            tracing::warn!("lease: forwarding keep-alive of {id:x} to the leader: {error}");
+            errors::lease(LeaseError::NotPrimary)
+        })?;
+    let revision = ctx.read(|state| state.store().current_revision())?;
+    Ok(pb::LeaseKeepAliveResponse {
+        header: ctx.header().at(revision),
+        id,
+        ttl,
+    })
 }
 
 /// One keep-alive on the leader. etcd answers an unknown lease with TTL 0 (the client

@@ -1,0 +1,670 @@
+//! The peer transport: how members send each other Raft messages over
+//! `--listen-peer-urls`.
+//!
+//! One plain TCP stream per ordered pair of members carries the messages of one sender
+//! to one receiver. The sender dials the receiver's peer URL and opens with a handshake;
+//! the receiver answers one status byte; then frames follow, one way only:
+//!
+//! ```text
+//! handshake = magic:"OXRAFT01" from:u64 to:u64 cluster:u64       (all big-endian)
+//! answer    = 0:u8 (accepted) | 1:u8 (cluster id mismatch) | 2:u8 (not the member named)
+//! frame     = 0:u8 len:u32 message                               (Message::encode)
+//!           | 1:u8 len:u32 message file_len:u64 file             (Snap with its file)
+//! ```
+//!
+//! A `Snap` message names the snapshot file in its data (see
+//! `crate::snapshot::save_for_log_compaction`); the frame carries the file itself,
+//! which the receiver writes into its own snap dir under the same name before the
+//! message reaches Raft.
+//!
+//! Each peer has a sender task with a bounded queue: the node loop never waits on the
+//! network ([`Transport::send`] drops a message when the queue is full or the peer is
+//! unknown, and Raft resends what matters). A broken or refused connection is dialled
+//! again with exponential back-off (50 ms up to 1 s), cycling through the peer's URLs;
+//! messages queued while no connection is up are dropped.
+//!
+//! The peer port also serves HTTP (`/version`, `/members`, the lease forwarding of
+//! [`forward_lease_renew`]): an accepted connection that does not open with the magic
+//! is handed to the HTTP router ([`serve`]).
+//!
+//! Peer TLS (`--peer-cert-file` and friends) is not wired yet: [`serve`] and the dialler
+//! use plain TCP; `https` peer URLs are refused at start-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use oxetcd_spec::raft::{Message, MessageKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::config::url::Url;
+use crate::node_loop::NodeHandle;
+
+/// The first bytes of a Raft stream.
+pub const MAGIC: &[u8; 8] = b"OXRAFT01";
+/// Messages queued per peer before [`Transport::send`] drops.
+const QUEUE: usize = 4096;
+/// Largest encoded message accepted (etcd's default request limit is far below).
+const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
+/// First and last back-off between dial attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Time allowed to connect, handshake, or write one frame that is not a snapshot.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed to write one snapshot frame.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time an accepted connection has to show its first bytes.
+const CLASSIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const FRAME_MESSAGE: u8 = 0;
+const FRAME_SNAPSHOT: u8 = 1;
+
+const ANSWER_OK: u8 = 0;
+const ANSWER_CLUSTER_MISMATCH: u8 = 1;
+const ANSWER_WRONG_MEMBER: u8 = 2;
+
+/// Sends Raft messages to the other members. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    member_id: u64,
+    cluster_id: u64,
+    snap_dir: PathBuf,
+    peers: RwLock<BTreeMap<u64, Peer>>,
+    /// Messages dropped (queue full or unknown peer).
+    dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Peer {
+    urls: Vec<Url>,
+    queue: mpsc::Sender<Message>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Transport {
+    /// A transport for member `member_id` of cluster `cluster_id`; snapshot files are
+    /// read from and written to `snap_dir`. Peers are added with [`Transport::set_peer`].
+    pub fn new(member_id: u64, cluster_id: u64, snap_dir: PathBuf) -> Transport {
+        Transport {
+            inner: Arc::new(Inner {
+                member_id,
+                cluster_id,
+                snap_dir,
+                peers: RwLock::new(BTreeMap::new()),
+                dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> u64 {
+        self.inner.member_id
+    }
+
+    /// The cluster id the handshake checks.
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    /// Adds member `id` reachable at `urls`, or changes its URLs (the stream is dialled
+    /// again). This member itself is ignored. Must run on a tokio runtime.
+    pub fn set_peer(&self, id: u64, urls: Vec<Url>) {
+        if id == self.inner.member_id || urls.is_empty() {
+            return;
+        }
+        let Ok(mut peers) = self.inner.peers.write() else {
+            return;
+        };
+        if peers.get(&id).is_some_and(|peer| peer.urls == urls) {
+            return;
+        }
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let sender = Sender {
+            from: self.inner.member_id,
+            to: id,
+            cluster_id: self.inner.cluster_id,
+            urls: urls.clone(),
+            snap_dir: self.inner.snap_dir.clone(),
+        };
+        let task = tokio::spawn(sender.run(receiver)).abort_handle();
+        peers.insert(id, Peer { urls, queue, task });
+    }
+
+    /// Forgets member `id` (removed from the cluster): its stream is closed.
+    pub fn remove_peer(&self, id: u64) {
+        if let Ok(mut peers) = self.inner.peers.write() {
+            peers.remove(&id);
+        }
+    }
+
+    /// The peer URLs known for member `id`.
+    pub fn peer_urls(&self, id: u64) -> Option<Vec<Url>> {
+        let peers = self.inner.peers.read().ok()?;
+        peers.get(&id).map(|peer| peer.urls.clone())
+    }
+
+    /// The ids of the known peers.
+    pub fn peer_ids(&self) -> Vec<u64> {
+        self.inner
+            .peers
+            .read()
+            .map(|peers| peers.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Messages dropped so far (queue full or unknown peer).
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues `message` for its recipient without waiting; drops it when the queue is
+    /// full or the recipient is unknown (Raft retransmits what matters).
+    pub fn send(&self, message: Message) {
+        let to = message.to.0;
+        let sent = self.inner.peers.read().ok().is_some_and(|peers| {
+            peers
+                .get(&to)
+                .is_some_and(|peer| peer.queue.try_send(message).is_ok())
+        });
+        if !sent {
+            let dropped = self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_power_of_two() {
+                tracing::debug!("rafthttp: dropped a message to {to:x} ({dropped} so far)");
+            }
+        }
+    }
+}
+
+/// One peer's sender task.
+struct Sender {
+    from: u64,
+    to: u64,
+    cluster_id: u64,
+    urls: Vec<Url>,
+    snap_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("request cluster ID mismatch (peer {peer:x})")]
+    ClusterMismatch { peer: u64 },
+    #[error("the peer at this URL is not member {peer:x}")]
+    WrongMember { peer: u64 },
+    #[error("unknown handshake answer {0}")]
+    BadAnswer(u8),
+}
+
+impl Sender {
+    async fn run(self, mut queue: mpsc::Receiver<Message>) {
+        let mut backoff = BACKOFF_MIN;
+        let mut attempt = 0usize;
+        let mut reported = false;
+        loop {
+            let url = &self.urls[attempt % self.urls.len()];
+            match self.connect(url).await {
+                Ok(stream) => {
+                    tracing::info!(
+                        "rafthttp: established a TCP streaming connection with peer {:x} ({url})",
+                        self.to
+                    );
+                    backoff = BACKOFF_MIN;
+                    reported = false;
+                    match self.write_loop(stream, &mut queue).await {
+                        Ok(()) => return,
+                        Err(error) => tracing::warn!(
+                            "rafthttp: lost the TCP streaming connection with peer {:x}: {error}",
+                            self.to
+                        ),
+                    }
+                }
+                Err(error) => {
+                    if !reported {
+                        tracing::warn!(
+                            "rafthttp: failed to dial {:x} on stream ({url}): {error}",
+                            self.to
+                        );
+                        reported = true;
+                    }
+                    attempt = attempt.wrapping_add(1);
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            // What queued up while no stream was up is stale: Raft resends.
+            loop {
+                match queue.try_recv() {
+                    Ok(_) => {}
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, url: &Url) -> Result<TcpStream, SendError> {
+        let dial = async {
+            let mut stream = TcpStream::connect(url.socket_address()).await?;
+            stream.set_nodelay(true)?;
+            let mut hello = Vec::with_capacity(32);
+            hello.extend_from_slice(MAGIC);
+            hello.extend_from_slice(&self.from.to_be_bytes());
+            hello.extend_from_slice(&self.to.to_be_bytes());
+            hello.extend_from_slice(&self.cluster_id.to_be_bytes());
+            stream.write_all(&hello).await?;
+            let answer = stream.read_u8().await?;
+            Ok::<_, SendError>((stream, answer))
+        };
+        let (stream, answer) = tokio::time::timeout(IO_TIMEOUT, dial)
+            .await
+            .map_err(|_| SendError::Timeout)??;
+        match answer {
+            ANSWER_OK => Ok(stream),
+            ANSWER_CLUSTER_MISMATCH => Err(SendError::ClusterMismatch { peer: self.to }),
+            ANSWER_WRONG_MEMBER => Err(SendError::WrongMember { peer: self.to }),
+            other => Err(SendError::BadAnswer(other)),
+        }
+    }
+
+    /// Writes queued messages until the queue closes (`Ok`) or the stream breaks.
+    async fn write_loop(
+        &self,
+        stream: TcpStream,
+        queue: &mut mpsc::Receiver<Message>,
+    ) -> Result<(), SendError> {
+        let (mut read_half, write_half) = stream.into_split();
+        let mut writer = BufWriter::with_capacity(256 * 1024, write_half);
+        let mut probe = [0u8; 1];
+        loop {
+            tokio::select! {
+                message = queue.recv() => {
+                    let Some(message) = message else { return Ok(()) };
+                    self.write_timed(&mut writer, message).await?;
+                    // Batch whatever else is queued into the same flush.
+                    while let Ok(message) = queue.try_recv() {
+                        self.write_timed(&mut writer, message).await?;
+                    }
+                    tokio::time::timeout(IO_TIMEOUT, writer.flush())
+                        .await
+                        .map_err(|_| SendError::Timeout)??;
+                }
+                // The receiver never writes after its answer: a read that returns means
+                // the stream is closed or broken.
+                read = read_half.read(&mut probe) => {
+                    return Err(match read {
+                        Ok(_) => SendError::Io(std::io::ErrorKind::UnexpectedEof.into()),
+                        Err(error) => SendError::Io(error),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn write_timed(
+        &self,
+        writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+        message: Message,
+    ) -> Result<(), SendError> {
+        let limit = if message.kind == MessageKind::Snap {
+            SNAPSHOT_TIMEOUT
+        } else {
+            IO_TIMEOUT
+        };
+        tokio::time::timeout(limit, self.write_frame(writer, &message))
+            .await
+            .map_err(|_| SendError::Timeout)?
+    }
+
+    async fn write_frame(
+        &self,
+        writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+        message: &Message,
+    ) -> Result<(), SendError> {
+        let bytes = message.encode();
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| std::io::Error::other("message too large to send"))?;
+        let file = match message.snapshot() {
+            Some(snapshot) if message.kind == MessageKind::Snap => {
+                snapshot_file_name(&snapshot.data).map(|name| self.snap_dir.join(name))
+            }
+            _ => None,
+        };
+        let Some(path) = file else {
+            writer.write_u8(FRAME_MESSAGE).await?;
+            writer.write_u32(len).await?;
+            writer.write_all(&bytes).await?;
+            return Ok(());
+        };
+        let mut file = tokio::fs::File::open(&path).await?;
+        let file_len = file.metadata().await?.len();
+        tracing::info!(
+            "rafthttp: start to send database snapshot [index: {}, to {:x}, size {file_len}]",
+            message.snapshot().map_or(0, |s| s.metadata.index.0),
+            self.to
+        );
+        writer.write_u8(FRAME_SNAPSHOT).await?;
+        writer.write_u32(len).await?;
+        writer.write_all(&bytes).await?;
+        writer.write_u64(file_len).await?;
+        let copied = tokio::io::copy(&mut (&mut file).take(file_len), writer).await?;
+        if copied != file_len {
+            return Err(SendError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        writer.flush().await?;
+        Ok(())
+    }
+}
+
+/// The snapshot file a Raft snapshot's data names, if it is a plain file name.
+pub fn snapshot_file_name(data: &[u8]) -> Option<&str> {
+    let name = std::str::from_utf8(data).ok()?;
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+    plain.then_some(name)
+}
+
+/// Serves the peer port: Raft streams go to `node`, every other connection to `http`.
+pub async fn serve(listener: TcpListener, node: NodeHandle, http: axum::Router) {
+    let local_addr = listener.local_addr().ok();
+    let (http_sender, http_receiver) = mpsc::channel(64);
+    let Some(transport) = node.transport.clone() else {
+        return;
+    };
+    if let Some(addr) = local_addr {
+        let http_listener = HttpListener {
+            accepted: http_receiver,
+            addr,
+        };
+        tokio::spawn(async move {
+            let _ = axum::serve(http_listener, http).await;
+        });
+    }
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!("rafthttp: accept on the peer port: {error}");
+                tokio::time::sleep(BACKOFF_MIN).await;
+                continue;
+            }
+        };
+        let node = node.clone();
+        let transport = transport.clone();
+        let http_sender = http_sender.clone();
+        tokio::spawn(async move {
+            match is_raft_stream(&stream).await {
+                Some(true) => {
+                    if let Err(error) = receive(stream, &node, &transport).await {
+                        tracing::debug!("rafthttp: stream from {addr} ended: {error}");
+                    }
+                }
+                Some(false) => {
+                    let _ = http_sender.send((stream, addr)).await;
+                }
+                None => {}
+            }
+        });
+    }
+}
+
+/// Whether the connection opens with [`MAGIC`] (`None`: closed or silent too long).
+async fn is_raft_stream(stream: &TcpStream) -> Option<bool> {
+    let mut head = [0u8; MAGIC.len()];
+    let peek = async {
+        loop {
+            let n = stream.peek(&mut head).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if n >= MAGIC.len() || head[..n] != MAGIC[..n] {
+                return Some(head[..n] == MAGIC[..]);
+            }
+            // A prefix of the magic: wait for more bytes.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(CLASSIFY_TIMEOUT, peek).await.ok()?
+}
+
+/// Reads one Raft stream and steps its messages into the node.
+async fn receive(
+    mut stream: TcpStream,
+    node: &NodeHandle,
+    transport: &Transport,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut hello = [0u8; 32];
+    tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut hello))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let word = |i: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hello[i..i + 8]);
+        u64::from_be_bytes(bytes)
+    };
+    let (from, to, cluster) = (word(8), word(16), word(24));
+    let answer = if cluster != transport.cluster_id() {
+        tracing::error!(
+            "rafthttp: request cluster ID mismatch (got {cluster:x} want {:x}) from {from:x}",
+            transport.cluster_id()
+        );
+        ANSWER_CLUSTER_MISMATCH
+    } else if to != transport.member_id() {
+        tracing::error!(
+            "rafthttp: stream from {from:x} is for member {to:x}, this is {:x}",
+            transport.member_id()
+        );
+        ANSWER_WRONG_MEMBER
+    } else {
+        ANSWER_OK
+    };
+    stream.write_u8(answer).await?;
+    if answer != ANSWER_OK {
+        return Ok(());
+    }
+    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, stream);
+    loop {
+        let kind = match reader.read_u8().await {
+            Ok(kind) => kind,
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let len = reader.read_u32().await?;
+        if len > MAX_MESSAGE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "message of {len} bytes from {from:x}"
+            )));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        reader.read_exact(&mut bytes).await?;
+        let message = Message::decode(&bytes).map_err(|error| {
+            std::io::Error::other(format!("undecodable message from {from:x}: {error}"))
+        })?;
+        match kind {
+            FRAME_MESSAGE => {}
+            FRAME_SNAPSHOT => {
+                let file_len = reader.read_u64().await?;
+                receive_snapshot_file(&mut reader, &message, file_len, &transport.inner.snap_dir)
+                    .await?;
+            }
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "unknown frame kind {other} from {from:x}"
+                )));
+            }
+        }
+        if message.from.0 != from || message.to.0 != transport.member_id() {
+            continue;
+        }
+        if node.step(message).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes the snapshot file that follows a `Snap` message into `snap_dir` (durably,
+/// under the name the snapshot's data gives).
+async fn receive_snapshot_file(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    message: &Message,
+    file_len: u64,
+    snap_dir: &Path,
+) -> std::io::Result<()> {
+    let name = message
+        .snapshot()
+        .and_then(|snapshot| snapshot_file_name(&snapshot.data))
+        .ok_or_else(|| std::io::Error::other("snapshot frame without a file name"))?;
+    tokio::fs::create_dir_all(snap_dir).await?;
+    let partial = snap_dir.join(format!("{name}.recv"));
+    let mut file = tokio::fs::File::create(&partial).await?;
+    let copied = tokio::io::copy(&mut reader.take(file_len), &mut file).await?;
+    if copied != file_len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    file.sync_all().await?;
+    tokio::fs::rename(&partial, snap_dir.join(name)).await?;
+    tracing::info!(
+        "rafthttp: received and saved database snapshot [index: {}, from {:x}, size {file_len}]",
+        message.snapshot().map_or(0, |s| s.metadata.index.0),
+        message.from.0
+    );
+    Ok(())
+}
+
+/// The peer port's HTTP connections, as classified by [`serve`].
+struct HttpListener {
+    accepted: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl axum::serve::Listener for HttpListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(accepted) => accepted,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// Asks the leader, over its peer port, to renew lease `id` (a keep-alive that reached
+/// a follower, as etcd forwards it); returns the TTL the leader granted (0: unknown
+/// lease).
+///
+/// # Errors
+/// A message when the leader is unknown or unreachable, or refused.
+pub async fn forward_lease_renew(node: &NodeHandle, id: i64) -> Result<i64, String> {
+    let leader = node.status.leader.load(Ordering::Relaxed);
+    let urls = node
+        .transport
+        .as_ref()
+        .and_then(|transport| transport.peer_urls(leader))
+        .ok_or_else(|| "no leader".to_owned())?;
+    let mut last_error = String::from("no peer URL");
+    for url in urls {
+        match tokio::time::timeout(IO_TIMEOUT, lease_renew_request(&url, id)).await {
+            Ok(Ok(ttl)) => return Ok(ttl),
+            Ok(Err(error)) => last_error = error,
+            Err(_) => last_error = format!("{url}: timed out"),
+        }
+    }
+    Err(last_error)
+}
+
+/// The path of the peer port's lease renewal (body and answer: the id, then the TTL,
+/// as decimal text).
+pub const LEASE_RENEW_PATH: &str = "/oxetcd/lease/renew";
+
+async fn lease_renew_request(url: &Url, id: i64) -> Result<i64, String> {
+    let address = url.socket_address();
+    let mut stream = TcpStream::connect(&address)
+        .await
+        .map_err(|error| format!("{address}: {error}"))?;
+    let body = id.to_string();
+    let request = format!(
+        "POST {LEASE_RENEW_PATH} HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|error| error.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "malformed answer".to_owned())?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(body.trim().to_owned());
+    }
+    body.trim()
+        .parse()
+        .map_err(|_| format!("malformed TTL {body:?}"))
+}
+
+/// The peer port's own HTTP routes (merged with [`crate::http::router`]).
+pub fn router(node: NodeHandle) -> axum::Router {
+    axum::Router::new()
+        .route(LEASE_RENEW_PATH, axum::routing::post(lease_renew_handler))
+        .with_state(node)
+}
+
+async fn lease_renew_handler(
+    axum::extract::State(node): axum::extract::State<NodeHandle>,
+    body: String,
+) -> (http::StatusCode, String) {
+    let Ok(id) = body.trim().parse::<i64>() else {
+        return (http::StatusCode::BAD_REQUEST, "bad lease id".into());
+    };
+    if !node.is_leader() {
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "lease: not primary".into(),
+        );
+    }
+    let now_ms = node.now_ms();
+    let Ok(mut state) = node.state.write() else {
+        return (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "state lock poisoned".into(),
+        );
+    };
+    match state.lease_renew(oxetcd_spec::lease::LeaseId(id), now_ms) {
+        Ok(ttl) => (http::StatusCode::OK, ttl.to_string()),
+        Err(oxetcd_spec::lease::LeaseError::NotFound) => (http::StatusCode::OK, "0".into()),
+        Err(error) => (http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+    }
+}
