@@ -39,7 +39,10 @@ impl Member {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(env!("CARGO_BIN_EXE_oxetcd"))
+        // `OXETCD_BIN` runs a given build (a shared target dir may hold another's).
+        let bin =
+            std::env::var("OXETCD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxetcd").into());
+        let child = Command::new(bin)
             .args(["--name", &self.name])
             .args(["--data-dir", self.dir.join("data").to_str().unwrap()])
             .args(["--listen-client-urls", &client])
