@@ -36,14 +36,6 @@ pub fn not_implemented(what: &str) -> Status {
     )
 }
 
-/// etcd's `ErrGRPCMemberNotFound` style for member changes a single member refuses.
-pub fn member_change_unsupported() -> Status {
-    Status::new(
-        Code::FailedPrecondition,
-        "oxetcd: membership changes are not served yet (single-member cluster)",
-    )
-}
-
 /// A KV error as etcd sends it.
 pub fn mvcc(error: MvccError) -> Status {
     let code = match error {

@@ -22,6 +22,15 @@
 //! thread, never the runtime serving the API, and inputs keep queueing (into the next
 //! group commit) while one is in flight.
 //!
+//! Membership: a member add/remove/update/promote arrives as [`Input::ProposeConfChange`]
+//! with its check (etcd's strict reconfiguration checks and `ValidateConfigurationChange`),
+//! run here against the applied membership just before the Raft conf change is proposed
+//! (Raft takes one conf change at a time, so nothing unapplied can invalidate it). The
+//! change's `Command::Membership` rides in the conf change's context and is applied through
+//! `AppState::apply` at that entry's index; Raft takes the new configuration on `advance`.
+//! A proposal made while no leader is known waits (as etcd's Raft node does) until a
+//! leader appears or its client gives up.
+//!
 //! Leases: the leader checks its lease clocks on every tick and proposes a revoke for
 //! each expired lease (etcd's lessor does the same through its revoke channel). Log
 //! compaction: every `--snapshot-count` applied entries the loop syncs the applied
@@ -37,10 +46,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use oxetcd_spec::apply::{AppState, Applied, AuthInfo, Command, Proposal};
+use oxetcd_spec::apply::{AppState, Applied, ApplyError, AuthInfo, Command, Proposal};
 use oxetcd_spec::lease::LeaseId;
+use oxetcd_spec::membership::{Cluster, MembershipError};
 use oxetcd_spec::mvcc::Event;
-use oxetcd_spec::raft::{EntryPayload, LogIndex, Node, Ready, Role, Storage};
+use oxetcd_spec::raft::{ConfChange, EntryPayload, LogIndex, Node, NodeId, Ready, Role, Storage};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::storage::backend::FjallBackend;
@@ -65,6 +75,57 @@ pub enum LoopError {
     /// No answer in time (a forwarded request the leader dropped, a lost quorum).
     #[error("etcdserver: request timed out")]
     Timeout,
+    /// A membership change needs the leader's view (etcd's `ErrNotLeader`).
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// A membership change would need members this one is not connected to (etcd's
+    /// `ErrUnhealthy`).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+}
+
+/// Why a membership change was refused before it was proposed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// etcd's membership errors (strict reconfiguration and validation).
+    Membership(MembershipError),
+    /// Not leader, unhealthy cluster.
+    Loop(LoopError),
+}
+
+/// What a membership check sees in the loop just before its conf change is proposed.
+#[derive(Clone, Debug)]
+pub struct ConfView<'a> {
+    /// The applied membership.
+    pub cluster: &'a Cluster,
+    /// This member's id.
+    pub member_id: u64,
+    /// Whether this member is the leader.
+    pub is_leader: bool,
+    /// On the leader: each member's replication match index (etcd's raft progress).
+    pub matched: BTreeMap<u64, u64>,
+    /// Members this one has heard from recently (itself included); the peer transport
+    /// reports the others (none without it).
+    pub active: BTreeSet<u64>,
+}
+
+/// The check function of a [`ConfCheck`].
+type ConfCheckFn = Box<dyn FnOnce(&ConfView<'_>) -> Result<(), Refused> + Send>;
+
+/// A membership check run by the loop (see [`ConfView`]).
+pub struct ConfCheck(ConfCheckFn);
+
+impl ConfCheck {
+    /// Wraps `check`.
+    pub fn new(check: impl FnOnce(&ConfView<'_>) -> Result<(), Refused> + Send + 'static) -> Self {
+        ConfCheck(Box::new(check))
+    }
+}
+
+impl std::fmt::Debug for ConfCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfCheck")
+    }
 }
 
 /// One input to the loop.
@@ -88,6 +149,26 @@ pub enum Input {
     },
     /// A Raft message from a peer (see [`crate::peer`]).
     Step(oxetcd_spec::raft::Message),
+    /// Check, then propose the Raft conf change `change` carrying `command` (a
+    /// `Command::Membership`); the reply comes when it is applied.
+    ProposeConfChange {
+        /// The Raft change (its context is filled in by the loop).
+        change: ConfChange,
+        /// The membership command applied with it.
+        command: Command,
+        /// The sender's identity.
+        auth: Option<AuthInfo>,
+        /// Run just before proposing.
+        check: ConfCheck,
+        /// Where the applied result goes.
+        reply: oneshot::Sender<Result<Applied, LoopError>>,
+    },
+    /// Hand leadership to `to` (etcd's `TransferLeadership`); see [`NodeHandle::status`]
+    /// for the outcome.
+    TransferLeader {
+        /// The transferee.
+        to: u64,
+    },
 }
 
 /// What the loop publishes for watchers: the events of one applied entry.
@@ -213,6 +294,43 @@ impl NodeHandle {
         wait.await.map_err(|_| LoopError::Stopped)?
     }
 
+    /// Checks and proposes a membership change (see [`Input::ProposeConfChange`]) and
+    /// waits until it is applied.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::propose`]; a refusal by `check` as [`Refused`] inside `Ok(Err)`.
+    pub async fn propose_conf_change(
+        &self,
+        change: ConfChange,
+        command: Command,
+        auth: Option<AuthInfo>,
+        check: ConfCheck,
+    ) -> Result<Applied, LoopError> {
+        let (reply, wait) = oneshot::channel();
+        self.inputs
+            .send(Input::ProposeConfChange {
+                change,
+                command,
+                auth,
+                check,
+                reply,
+            })
+            .await
+            .map_err(|_| LoopError::Stopped)?;
+        wait.await.map_err(|_| LoopError::Stopped)?
+    }
+
+    /// Asks the loop to hand leadership to `to`.
+    ///
+    /// # Errors
+    /// [`LoopError::Stopped`] if the loop stopped.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), LoopError> {
+        self.inputs
+            .send(Input::TransferLeader { to })
+            .await
+            .map_err(|_| LoopError::Stopped)
+    }
+
     /// Waits until a local read is linearizable (ReadIndex).
     ///
     /// # Errors
@@ -316,6 +434,21 @@ const LEASE_REVOKES_PER_TICK: usize = 100;
 /// Linearizable reads waiting on one ReadIndex request.
 type ReadGroup = Vec<oneshot::Sender<Result<(), LoopError>>>;
 
+/// A proposal waiting for a leader: its request id, what to propose and its reply.
+type Unled = (
+    u64,
+    UnledPayload,
+    oneshot::Sender<Result<Applied, LoopError>>,
+);
+
+/// What a proposal waiting for a leader proposes.
+enum UnledPayload {
+    /// An encoded [`Proposal`].
+    Normal(Vec<u8>),
+    /// A checked conf change (its context filled in).
+    Conf(ConfChange),
+}
+
 /// The loop's own state.
 struct NodeLoop {
     node: Node<FjallRaftStorage>,
@@ -341,6 +474,8 @@ struct NodeLoop {
     last_compaction: u64,
     /// The snapshot file being written off the loop, if any.
     snapshotting: Option<Snapshotting>,
+    /// Proposals made while no leader was known, retried on tick.
+    unled: Vec<Unled>,
 }
 
 /// A snapshot file being written by a blocking task.
@@ -408,6 +543,7 @@ pub fn start(
         reads_confirmed: VecDeque::new(),
         revoking: BTreeSet::new(),
         snapshotting: None,
+        unled: Vec::new(),
     };
     // Held by a task of the calling runtime: dropped when that runtime shuts down, which
     // tells the loop's thread to end (the runtime's shutdown waits for it).
@@ -472,6 +608,22 @@ impl NodeLoop {
         for reads in std::mem::take(&mut self.reads_retry) {
             self.request_read_index(reads);
         }
+        // Requests whose client gave up are forgotten (a conf change Raft refused stays
+        // waiting until then, as in etcd, where it times out).
+        self.waiting.retain(|_, (_, reply)| !reply.is_closed());
+        self.unled.retain(|(_, _, reply)| !reply.is_closed());
+        for reads in &mut self.reads_retry {
+            reads.retain(|reply| !reply.is_closed());
+        }
+        self.reads_retry.retain(|reads| !reads.is_empty());
+        if self.has_leader() {
+            for (request_id, payload, reply) in std::mem::take(&mut self.unled) {
+                match payload {
+                    UnledPayload::Normal(data) => self.propose_encoded(request_id, data, reply),
+                    UnledPayload::Conf(change) => self.propose_checked(request_id, change, reply),
+                }
+            }
+        }
     }
 
     /// One ReadIndex request for a group of reads (all the reads of one input batch).
@@ -481,13 +633,9 @@ impl NodeLoop {
             Ok(()) => {
                 self.reads_pending.insert(id, (self.ticks, reads));
             }
-            // A leader that has not committed in its term yet: retried on the next tick.
-            Err(_) if self.has_leader() => self.reads_retry.push(reads),
-            Err(_) => {
-                for reply in reads {
-                    let _ = reply.send(Err(LoopError::NoLeader));
-                }
-            }
+            // A leader that has not committed in its term yet, or no leader known (reads
+            // wait for one, as with etcd): retried on the next tick.
+            Err(_) => self.reads_retry.push(reads),
         }
     }
 
@@ -541,24 +689,128 @@ impl NodeLoop {
                     auth,
                     command,
                 };
-                match self
-                    .node
-                    .propose(oxetcd_spec::apply::codec::encode(&proposal))
-                {
-                    Ok(_) => {
-                        self.waiting.insert(request_id, (self.ticks, reply));
-                    }
-                    Err(_) => {
-                        self.handle
-                            .status
-                            .proposals_failed
-                            .fetch_add(1, Ordering::Relaxed);
-                        let _ = reply.send(Err(LoopError::NoLeader));
-                    }
-                }
+                let data = oxetcd_spec::apply::codec::encode(&proposal);
+                self.propose_encoded(request_id, data, reply);
             }
             Input::ReadIndex { reply } => self.reads_batch.push(reply),
             Input::Step(message) => self.node.step(message),
+            Input::ProposeConfChange {
+                change,
+                command,
+                auth,
+                check,
+                reply,
+            } => self.propose_conf_change(change, command, auth, check, reply),
+            Input::TransferLeader { to } => self.node.transfer_leader(NodeId(to)),
+        }
+    }
+
+    /// Proposes an encoded [`Proposal`]; without a leader it waits for one.
+    fn propose_encoded(
+        &mut self,
+        request_id: u64,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<Applied, LoopError>>,
+    ) {
+        if !self.has_leader() {
+            self.unled
+                .push((request_id, UnledPayload::Normal(data), reply));
+            return;
+        }
+        match self.node.propose(data) {
+            Ok(_) => {
+                self.waiting.insert(request_id, (self.ticks, reply));
+            }
+            Err(_) => {
+                self.handle
+                    .status
+                    .proposals_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(Err(LoopError::NoLeader));
+            }
+        }
+    }
+
+    fn propose_conf_change(
+        &mut self,
+        mut change: ConfChange,
+        command: Command,
+        auth: Option<AuthInfo>,
+        check: ConfCheck,
+        reply: oneshot::Sender<Result<Applied, LoopError>>,
+    ) {
+        let request_id = self.handle.ids.next();
+        let verdict = match self.handle.state.read() {
+            Ok(state) => {
+                let is_leader = self.node.role() == Role::Leader;
+                let mut matched = BTreeMap::new();
+                let conf = self.node.conf_state();
+                for id in conf.voters.iter().chain(conf.learners.iter()) {
+                    if let Some(progress) = self.node.progress(*id) {
+                        matched.insert(id.0, progress.matched.0);
+                    }
+                }
+                (check.0)(&ConfView {
+                    cluster: state.cluster(),
+                    member_id: self.handle.member_id,
+                    is_leader,
+                    matched,
+                    active: BTreeSet::from([self.handle.member_id]),
+                })
+            }
+            Err(_) => Err(Refused::Loop(LoopError::Stopped)),
+        };
+        match verdict {
+            Ok(()) => {}
+            Err(Refused::Membership(error)) => {
+                let _ = reply.send(Ok(Applied {
+                    index: 0,
+                    request_id,
+                    result: Err(ApplyError::Membership(error)),
+                    events: Vec::new(),
+                    revision: 0,
+                }));
+                return;
+            }
+            Err(Refused::Loop(error)) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        }
+        change.context = oxetcd_spec::apply::codec::encode(&Proposal {
+            request_id,
+            auth,
+            command,
+        });
+        self.propose_checked(request_id, change, reply);
+    }
+
+    /// Proposes a checked conf change; without a leader it waits for one.
+    fn propose_checked(
+        &mut self,
+        request_id: u64,
+        change: ConfChange,
+        reply: oneshot::Sender<Result<Applied, LoopError>>,
+    ) {
+        if !self.has_leader() {
+            self.unled
+                .push((request_id, UnledPayload::Conf(change), reply));
+            return;
+        }
+        match self.node.propose_conf_change(change) {
+            // Refused by Raft (another change pending, or no voter would be left): the
+            // client waits and times out, as with etcd, whose Raft turns such a change
+            // into an empty entry.
+            Ok(_)
+            | Err(
+                oxetcd_spec::raft::RaftError::ConfChangePending
+                | oxetcd_spec::raft::RaftError::InvalidConfChange,
+            ) => {
+                self.waiting.insert(request_id, (self.ticks, reply));
+            }
+            Err(_) => {
+                let _ = reply.send(Err(LoopError::NoLeader));
+            }
         }
     }
 
@@ -643,10 +895,9 @@ impl NodeLoop {
             state.promote(self.handle.now_ms(), extend_ms);
         } else {
             state.demote();
-            // Proposals waiting on a deposed leader may never commit.
-            for (_, (_, reply)) in std::mem::take(&mut self.waiting) {
-                let _ = reply.send(Err(LoopError::LeaderChanged));
-            }
+            // Proposals appended by a deposed leader may still commit under the next
+            // one: they keep waiting (as with etcd) until applied or their client's
+            // time-out.
             self.revoking.clear();
         }
     }
@@ -663,11 +914,17 @@ impl NodeLoop {
             .map_err(|_| "state lock poisoned".to_owned())?;
         for entry in &ready.committed_entries {
             let index = entry.index.0;
-            let EntryPayload::Normal(data) = &entry.payload else {
-                state
-                    .apply_empty(index)
-                    .map_err(|error| error.to_string())?;
-                continue;
+            // A conf change carries its membership command in its context (none: a
+            // change made without one, applied as empty).
+            let data = match &entry.payload {
+                EntryPayload::Normal(data) => data,
+                EntryPayload::ConfChange(change) if !change.context.is_empty() => &change.context,
+                EntryPayload::Empty | EntryPayload::ConfChange(_) => {
+                    state
+                        .apply_empty(index)
+                        .map_err(|error| error.to_string())?;
+                    continue;
+                }
             };
             let proposal = oxetcd_spec::apply::codec::decode(data)
                 .map_err(|error| format!("committed entry {index} does not decode: {error}"))?;

@@ -232,6 +232,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.experimental_corrupt_check_time,
         );
     }
+    crate::v3::cluster::start_publish(&ctx).await;
     let router = client_router(&ctx, &data)?;
     let mut client_addrs = Vec::new();
     let mut serving = Vec::new();

@@ -1,7 +1,10 @@
-//! `/v2/members`, `/v2/machines` and `/v2/stats/...` as etcd 3.4 answers them for this
-//! member. Membership changes are not served yet (as in the v3 Cluster service): a
-//! valid add, update or removal of this member answers etcd's 500 "Internal Server
-//! Error"; malformed requests and unknown members get etcd's exact errors.
+//! `/v2/members`, `/v2/machines` and `/v2/stats/...` as etcd 3.4 answers them. The
+//! member list is the applied membership; POST (add a voter), DELETE and PUT (new peer
+//! URLs) go through the same checks and Raft conf changes as the v3 Cluster service
+//! ([`crate::v3::cluster`]) and answer with etcd's v2 codes: 201 with the new member,
+//! 204, 404 "No such member", 409 for an ID or peer URL in use, 410 for a removed
+//! member, and 500 "Internal Server Error" for every other failure (not enough started
+//! members, unhealthy cluster, time-outs).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,7 +17,8 @@ use oxetcd_spec::v2::json;
 use serde_json::Value;
 
 use super::{V2, form, go_not_found, method_not_allowed, respond};
-use crate::config::url;
+use crate::v3::cluster::{self as v3cluster, ChangeError};
+use oxetcd_spec::membership::{MemberId, MembershipError};
 
 const MEMBERS_PATH: &str = "/v2/members";
 
@@ -44,22 +48,47 @@ impl Member {
 }
 
 impl V2 {
-    /// The members: this one (a single-member cluster).
+    /// The applied members, in ID order.
     fn members_list(&self) -> Vec<Member> {
-        let config = &self.ctx.config;
-        vec![Member {
-            id: self.ctx.node.member_id,
-            name: config.name.clone(),
-            peer_urls: config
-                .initial_advertise_peer_urls
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            client_urls: url::join(&config.advertise_client_urls)
-                .split(',')
-                .map(str::to_owned)
-                .collect(),
-        }]
+        self.ctx
+            .read(|state| {
+                state
+                    .cluster()
+                    .members()
+                    .map(|m| Member {
+                        id: m.id.0,
+                        name: m.name.clone(),
+                        peer_urls: m.peer_urls.clone(),
+                        client_urls: m.client_urls.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn no_content(&self) -> Response {
+        respond(StatusCode::NO_CONTENT, &[self.cluster_id_header()], "")
+    }
+
+    fn is_removed(&self, id: u64) -> bool {
+        self.ctx
+            .read(|state| state.cluster().is_removed(MemberId(id)))
+            .unwrap_or(false)
+    }
+
+    /// etcd's answers for a failed change of member `id`.
+    fn change_failed(&self, id: u64, error: &ChangeError) -> Response {
+        match error {
+            ChangeError::Membership(MembershipError::NotFound) if self.is_removed(id) => self
+                .json_message(
+                    StatusCode::GONE,
+                    &format!("Member permanently removed: {id:016x}"),
+                ),
+            ChangeError::Membership(MembershipError::NotFound) => {
+                self.json_message(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
+            }
+            _ => self.json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        }
     }
 
     fn json_message(&self, status: StatusCode, message: &str) -> Response {
@@ -187,14 +216,26 @@ pub async fn members(
         },
         "POST" => match peer_urls_request(&headers, &body) {
             Err((status, message)) => v2.json_message(status, &message),
-            Ok(urls)
-                if list
-                    .iter()
-                    .any(|m| m.peer_urls.iter().any(|p| urls.contains(p))) =>
-            {
-                v2.json_message(StatusCode::CONFLICT, "membership: peerURL exists")
-            }
-            Ok(_) => v2.json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+            Ok(urls) => match v3cluster::add(&v2.ctx, &urls, false, None).await {
+                Ok((m, _)) => {
+                    let added = Member {
+                        id: m.id.0,
+                        name: m.name,
+                        peer_urls: m.peer_urls,
+                        client_urls: m.client_urls,
+                    };
+                    v2.json_ok(StatusCode::CREATED, added.to_json(), true)
+                }
+                Err(ChangeError::Membership(MembershipError::IdExists)) => {
+                    v2.json_message(StatusCode::CONFLICT, "membership: ID exists")
+                }
+                Err(ChangeError::Membership(MembershipError::PeerUrlExists)) => {
+                    v2.json_message(StatusCode::CONFLICT, "membership: peerURL exists")
+                }
+                Err(_) => {
+                    v2.json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
+            },
         },
         _ => {
             if rest.is_empty() {
@@ -203,15 +244,31 @@ pub async fn members(
             let Ok(id) = u64::from_str_radix(&rest, 16) else {
                 return v2.json_message(StatusCode::NOT_FOUND, &format!("No such member: {rest}"));
             };
-            if method == Method::PUT
-                && let Err((status, message)) = peer_urls_request(&headers, &body)
-            {
-                return v2.json_message(status, &message);
-            }
-            if list.iter().any(|m| m.id == id) {
-                v2.json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            let result = if method == Method::PUT {
+                let urls = match peer_urls_request(&headers, &body) {
+                    Ok(urls) => urls,
+                    Err((status, message)) => return v2.json_message(status, &message),
+                };
+                v3cluster::update(&v2.ctx, id, &urls, None).await
             } else {
-                v2.json_message(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
+                v3cluster::remove(&v2.ctx, id, None).await
+            };
+            match result {
+                Ok(_) => v2.no_content(),
+                // etcd's PUT only tells "No such member" apart.
+                Err(ChangeError::Membership(MembershipError::NotFound))
+                    if method == Method::PUT =>
+                {
+                    if v2.is_removed(id) {
+                        v2.json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    } else {
+                        v2.json_message(StatusCode::NOT_FOUND, &format!("No such member: {id:x}"))
+                    }
+                }
+                Err(error) if method == Method::DELETE => v2.change_failed(id, &error),
+                Err(_) => {
+                    v2.json_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
             }
         }
     }

@@ -3,7 +3,8 @@
 //! compacts every fjall keyspace), Snapshot (streams etcd's snapshot file, a bbolt
 //! database in etcd's schema, see [`crate::snapshot::etcd`], in 32 KiB chunks with
 //! `remaining_bytes`, then etcd's SHA-256 trailer as the last message), Hash (etcd's
-//! CRC-32C over that same schema). MoveLeader and Downgrade are not served yet.
+//! CRC-32C over that same schema), MoveLeader (see `super::cluster::move_leader`).
+//! Downgrade is not served yet.
 //!
 //! Quota: [`check_quota`] runs before every proposal that adds data (put, txn with
 //! puts, lease grant): if the database size plus etcd's cost estimate reaches
@@ -356,9 +357,11 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _request: Request<pb::MoveLeaderRequest>,
+        request: Request<pb::MoveLeaderRequest>,
     ) -> Result<tonic::Response<pb::MoveLeaderResponse>, Status> {
-        Err(errors::not_implemented("Maintenance.MoveLeader"))
+        // etcd 3.4.23 answers MoveLeader without a header (see `cluster::move_leader`).
+        super::cluster::move_leader(&self.ctx, request.into_inner().target_id).await?;
+        Ok(tonic::Response::new(pb::MoveLeaderResponse::default()))
     }
 
     async fn downgrade(

@@ -67,12 +67,14 @@ pub enum MembershipError {
 }
 
 impl MembershipError {
-    /// The gRPC status code number: NotFound (5), InvalidArgument (3) for bad URLs,
+    /// The gRPC status code number etcd 3.4.23 sends: NotFound (5), InvalidArgument (3)
+    /// for bad URLs, Unknown (2) for `NotEnoughStarted` (etcd has no gRPC mapping for it),
     /// FailedPrecondition (9) otherwise.
     pub fn grpc_code(self) -> u32 {
         match self {
             Self::NotFound => 5,
             Self::BadUrls => 3,
+            Self::NotEnoughStarted => 2,
             _ => 9,
         }
     }
