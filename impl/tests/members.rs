@@ -70,6 +70,7 @@ fn etcdctl_v2(server: &Server, args: &[&str]) -> Output {
     Command::new(etcdctl_path())
         .env("ETCDCTL_API", "2")
         .arg(format!("--endpoints=http://{}", server.endpoint()))
+        .arg("--timeout=10s")
         .args(args)
         .stdin(Stdio::null())
         .output()
