@@ -829,6 +829,18 @@ impl NodeLoop {
     }
 
     fn handle_ready(&mut self, ready: &Ready) -> Result<(), String> {
+        // A snapshot sent by the leader (this member fell behind its compacted log):
+        // restoring the applied state from it is not built yet, so the member stops
+        // before persisting anything rather than run on without the snapshot's entries.
+        if let Some(snapshot) = &ready.snapshot {
+            return Err(format!(
+                "the leader sent a snapshot at index {} because this member is behind its \
+                 compacted log; installing a snapshot is not supported yet, so this member \
+                 stops instead of diverging (remove it with `etcdctl member remove`, add it \
+                 again and start it from an empty data dir)",
+                snapshot.metadata.index.0
+            ));
+        }
         // Contract step 3: messages that need nothing durable.
         self.send(&ready.messages);
         // Step 4: persist, one fsync for the whole Ready.
