@@ -104,8 +104,8 @@ pub struct ConfView<'a> {
     pub is_leader: bool,
     /// On the leader: each member's replication match index (etcd's raft progress).
     pub matched: BTreeMap<u64, u64>,
-    /// Members this one has heard from recently (itself included); the peer transport
-    /// reports the others (none without it).
+    /// This member and the peers whose stream has been up for at least etcd's
+    /// `HealthInterval` (5 s), as the peer transport reports them.
     pub active: BTreeSet<u64>,
 }
 
@@ -431,6 +431,10 @@ const INPUT_BATCH_MAX: usize = 1024;
 /// Most expired leases revoked per tick (etcd: `leaseRevokeRate` is 1000/s).
 const LEASE_REVOKES_PER_TICK: usize = 100;
 
+/// etcd's `HealthInterval`: how long a peer's stream must have been up to count as
+/// connected for a membership change.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Linearizable reads waiting on one ReadIndex request.
 type ReadGroup = Vec<oneshot::Sender<Result<(), LoopError>>>;
 
@@ -731,6 +735,19 @@ impl NodeLoop {
         }
     }
 
+    /// This member and the peers whose stream has been up for etcd's `HealthInterval`
+    /// (5 s), as the strict reconfiguration checks count them.
+    fn active_members(&self) -> BTreeSet<u64> {
+        let mut active = self
+            .handle
+            .transport
+            .as_ref()
+            .map(|transport| transport.connected_for(HEALTH_INTERVAL))
+            .unwrap_or_default();
+        active.insert(self.handle.member_id);
+        active
+    }
+
     fn propose_conf_change(
         &mut self,
         mut change: ConfChange,
@@ -755,7 +772,7 @@ impl NodeLoop {
                     member_id: self.handle.member_id,
                     is_leader,
                     matched,
-                    active: BTreeSet::from([self.handle.member_id]),
+                    active: self.active_members(),
                 })
             }
             Err(_) => Err(Refused::Loop(LoopError::Stopped)),

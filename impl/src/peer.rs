@@ -30,12 +30,12 @@
 //! Peer TLS (`--peer-cert-file` and friends) is not wired yet: [`serve`] and the dialler
 //! use plain TCP; `https` peer URLs are refused at start-up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use oxetcd_spec::raft::{Message, MessageKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
@@ -89,7 +89,13 @@ struct Peer {
     urls: Vec<Url>,
     queue: mpsc::Sender<Message>,
     task: tokio::task::AbortHandle,
+    /// Since when the stream to this peer has been up (`None` while it is down): etcd's
+    /// `ActiveSince`.
+    active_since: ActiveSince,
 }
+
+/// When a peer's stream came up, shared by its sender task and the transport.
+type ActiveSince = Arc<Mutex<Option<Instant>>>;
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -135,7 +141,9 @@ impl Transport {
             return;
         }
         let (queue, receiver) = mpsc::channel(QUEUE);
+        let active_since = ActiveSince::default();
         let sender = Sender {
+            active_since: active_since.clone(),
             from: self.inner.member_id,
             to: id,
             cluster_id: self.inner.cluster_id,
@@ -143,7 +151,15 @@ impl Transport {
             snap_dir: self.inner.snap_dir.clone(),
         };
         let task = tokio::spawn(sender.run(receiver)).abort_handle();
-        peers.insert(id, Peer { urls, queue, task });
+        peers.insert(
+            id,
+            Peer {
+                urls,
+                queue,
+                task,
+                active_since,
+            },
+        );
     }
 
     /// Forgets member `id` (removed from the cluster): its stream is closed.
@@ -166,6 +182,25 @@ impl Transport {
             .read()
             .map(|peers| peers.keys().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The peers whose stream has been up for at least `at_least` (etcd's
+    /// `numConnectedSince` / `isConnectedFullySince` count these).
+    pub fn connected_for(&self, at_least: Duration) -> BTreeSet<u64> {
+        let Ok(peers) = self.inner.peers.read() else {
+            return BTreeSet::new();
+        };
+        peers
+            .iter()
+            .filter(|(_, peer)| {
+                peer.active_since
+                    .lock()
+                    .ok()
+                    .and_then(|since| *since)
+                    .is_some_and(|since| since.elapsed() >= at_least)
+            })
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Messages dropped so far (queue full or unknown peer).
@@ -193,6 +228,7 @@ impl Transport {
 
 /// One peer's sender task.
 struct Sender {
+    active_since: ActiveSince,
     from: u64,
     to: u64,
     cluster_id: u64,
@@ -229,7 +265,10 @@ impl Sender {
                     );
                     backoff = BACKOFF_MIN;
                     reported = false;
-                    match self.write_loop(stream, &mut queue).await {
+                    self.set_active(Some(Instant::now()));
+                    let written = self.write_loop(stream, &mut queue).await;
+                    self.set_active(None);
+                    match written {
                         Ok(()) => return,
                         Err(error) => tracing::warn!(
                             "rafthttp: lost the TCP streaming connection with peer {:x}: {error}",
@@ -258,6 +297,12 @@ impl Sender {
                     Err(mpsc::error::TryRecvError::Disconnected) => return,
                 }
             }
+        }
+    }
+
+    fn set_active(&self, since: Option<Instant>) {
+        if let Ok(mut active) = self.active_since.lock() {
+            *active = since;
         }
     }
 

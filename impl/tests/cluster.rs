@@ -258,3 +258,93 @@ fn three_members_replicate_elect_a_new_leader_and_catch_up_after_restart() {
     );
     wait_leader(&members, &[0, 1, 2]);
 }
+
+/// Runs `args` on `member` until etcdctl succeeds (a member change is refused as
+/// "unhealthy cluster" until the peer streams have been up for etcd's 5 s health
+/// interval); returns its output.
+fn retry_ok(member: &Member, args: &[&str]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = member.etcdctl(args);
+        if output.status.success() {
+            return String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            Instant::now() < deadline && stderr.contains("unhealthy cluster"),
+            "etcdctl {args:?} on {} failed: {stderr}",
+            member.name
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_healthy_three_member_cluster_lists_its_members_and_takes_member_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut members, initial_cluster) = cluster(dir.path());
+    for member in &mut members {
+        member.start(&initial_cluster, "new");
+    }
+    for member in &members {
+        member.wait_ready();
+    }
+    let leader = wait_leader(&members, &[0, 1, 2]);
+
+    // Every member is listed, by the name it published through the log.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let list = members[leader].ok(&["member", "list"]);
+        if members
+            .iter()
+            .all(|m| list.contains(&format!(", {}, ", m.name)))
+        {
+            assert_eq!(list.lines().count(), 3, "{list}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "member list: {list}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The strict reconfiguration checks count the connected peers: a learner and then a
+    // voter are taken (3 started voters keep the quorum of 4), and both are removed.
+    let added = retry_ok(
+        &members[leader],
+        &[
+            "member",
+            "add",
+            "learner4",
+            "--learner",
+            "--peer-urls=http://127.0.0.1:1",
+        ],
+    );
+    assert!(
+        added.contains("Member") && added.contains("added to cluster"),
+        "{added}"
+    );
+    let added = retry_ok(
+        &members[leader],
+        &["member", "add", "voter5", "--peer-urls=http://127.0.0.1:2"],
+    );
+    assert!(added.contains("added to cluster"), "{added}");
+    let list = members[leader].ok(&["member", "list", "-w", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let added: Vec<u64> = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"].as_str().unwrap_or("").is_empty())
+        .map(|m| m["ID"].as_u64().unwrap())
+        .collect();
+    assert_eq!(added.len(), 2, "{list}");
+    for id in added {
+        let removed = retry_ok(&members[leader], &["member", "remove", &format!("{id:x}")]);
+        assert!(removed.contains("removed from cluster"), "{removed}");
+    }
+    assert_eq!(members[leader].ok(&["member", "list"]).lines().count(), 3);
+    // Writes still commit.
+    assert_eq!(
+        members[leader].ok(&["put", "after", "changes"]).trim(),
+        "OK"
+    );
+}
