@@ -60,14 +60,29 @@ impl Server {
     }
 
     /// As [`Server::start`], with extra flags.
+    /// Ports are picked afresh (up to 5 times) when another process took one between
+    /// picking and binding it.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
-        let client_port = free_port();
-        let peer_port = free_port();
-        Server::start_on(dir, client_port, peer_port, extra)
+        for _ in 0..4 {
+            let mut server = Server::spawn_on(dir, free_port(), free_port(), extra);
+            match server.ready() {
+                Ok(()) => return server,
+                Err(log) if log.contains("Address already in use") => server.kill(),
+                Err(log) => panic!("oxetcd did not become ready; log:\n{log}"),
+            }
+        }
+        Server::start_on(dir, free_port(), free_port(), extra)
     }
 
     /// Starts on given ports (a restart keeps its ports and data dir).
     pub fn start_on(dir: &Path, client_port: u16, peer_port: u16, extra: &[&str]) -> Server {
+        let server = Server::spawn_on(dir, client_port, peer_port, extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts the process without waiting for it.
+    fn spawn_on(dir: &Path, client_port: u16, peer_port: u16, extra: &[&str]) -> Server {
         let data_dir = dir.join("data.etcd");
         // One fresh log file per start: a restart must not see the previous process's
         // "ready" line and return before the new process listens.
@@ -101,30 +116,35 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start oxetcd");
-        let server = Server {
+        Server {
             child: Some(child),
             client_port,
             peer_port,
             data_dir,
             log_path,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     fn wait_ready(&self) {
+        if let Err(log) = self.ready() {
+            panic!("oxetcd did not become ready; log:\n{log}");
+        }
+    }
+
+    /// Waits (30 s at most) until the process serves; its log if it exits or times out.
+    fn ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
             if log.contains("ready to serve client requests") {
-                return;
+                return Ok(());
+            }
+            if log.contains("Address already in use") {
+                return Err(log);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "oxetcd did not become ready; log:\n{}",
-            std::fs::read_to_string(&self.log_path).unwrap_or_default()
-        );
+        Err(std::fs::read_to_string(&self.log_path).unwrap_or_default())
     }
 
     /// `127.0.0.1:port` for etcdctl's `--endpoints`.
