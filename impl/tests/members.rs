@@ -30,7 +30,10 @@ struct Names {
 impl Names {
     /// `id` (hex) is shown as `{name}`; also in etcdctl's `%16x` padded form.
     fn id(&mut self, name: &str, id: u64) {
-        self.subs.push((format!("{id:16x}"), format!("{{{name}}}")));
+        // With the space before it, so an id with a leading zero nibble (padded with a
+        // space) and one printed unpadded both come out as ` {name}`.
+        self.subs
+            .push((format!(" {id:16x}"), format!(" {{{name}}}")));
         self.subs.push((format!("{id:x}"), format!("{{{name}}}")));
         self.subs.push((id.to_string(), format!("{{{name}}}")));
     }
