@@ -487,27 +487,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityFixStream<S> {
     }
 }
 
-/// A client listener whose connections go through [`AuthorityFixStream`].
-#[derive(Debug)]
-pub struct FixingListener(pub tokio::net::TcpListener);
-
-impl axum::serve::Listener for FixingListener {
-    type Io = AuthorityFixStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        // Responses go out as several small writes (headers, data, trailers): without
-        // TCP_NODELAY, Nagle holds the later ones until the client's delayed ACK.
-        let _ = io.set_nodelay(true);
-        (AuthorityFixStream::new(io), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,20 @@ fn cluster(dir: &Path) -> (Vec<Member>, String) {
     (members, initial_cluster)
 }
 
+/// Starts 3 members as a new cluster and waits for a leader: the members, the
+/// `--initial-cluster` value and the leader's index.
+fn start_cluster(dir: &Path) -> (Vec<Member>, String, usize) {
+    let (mut members, initial_cluster) = cluster(dir);
+    for member in &mut members {
+        member.start(&initial_cluster, "new");
+    }
+    for member in &members {
+        member.wait_ready();
+    }
+    let leader = wait_leader(&members, &[0, 1, 2]);
+    (members, initial_cluster, leader)
+}
+
 /// Waits until every member of `alive` reports the same non-zero leader, one of them;
 /// returns its index in `members`.
 fn wait_leader(members: &[Member], alive: &[usize]) -> usize {
@@ -198,14 +212,7 @@ fn wait_local_value(member: &Member, key: &str, value: &str) {
 #[test]
 fn three_members_replicate_elect_a_new_leader_and_catch_up_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut members, initial_cluster) = cluster(dir.path());
-    for member in &mut members {
-        member.start(&initial_cluster, "new");
-    }
-    for member in &members {
-        member.wait_ready();
-    }
-    let leader = wait_leader(&members, &[0, 1, 2]);
+    let (mut members, initial_cluster, leader) = start_cluster(dir.path());
     let follower = (leader + 1) % 3;
 
     // A write through a follower (forwarded to the leader) is read from every member,
@@ -282,14 +289,7 @@ fn retry_ok(member: &Member, args: &[&str]) -> String {
 #[test]
 fn a_healthy_three_member_cluster_lists_its_members_and_takes_member_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut members, initial_cluster) = cluster(dir.path());
-    for member in &mut members {
-        member.start(&initial_cluster, "new");
-    }
-    for member in &members {
-        member.wait_ready();
-    }
-    let leader = wait_leader(&members, &[0, 1, 2]);
+    let (members, _initial_cluster, leader) = start_cluster(dir.path());
 
     // Every member is listed, by the name it published through the log.
     let deadline = Instant::now() + WAIT;
