@@ -56,10 +56,12 @@ conformance: etcd-reference
 
 # Seeded Jepsen runs against a launched 3-member etcd, one after another (RUNS per nemesis,
 # DURATION s each; about 35 s a run), with a per-run table in OUT/summary.{csv,md}.
+# LAUNCH=oxetcd runs them against a 3-member oxetcd (release build) instead.
 .PHONY: jepsen-sweep
 jepsen-sweep: etcd-reference
 	$(CARGO) build -p oxetcd-conformance --bin etcd-conformance
-	JEPSEN_BIN=$${CARGO_TARGET_DIR:-target}/debug/etcd-conformance sh conformance/scripts/jepsen-sweep.sh
+	$(if $(filter oxetcd,$(LAUNCH)),$(CARGO) build --release --bin oxetcd)
+	JEPSEN_BIN=$${CARGO_TARGET_DIR:-target}/debug/etcd-conformance $(if $(filter oxetcd,$(LAUNCH)),LAUNCH=$${CARGO_TARGET_DIR:-target}/release/oxetcd) sh conformance/scripts/jepsen-sweep.sh
 
 clean:
 	$(CARGO) clean
