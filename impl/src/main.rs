@@ -21,6 +21,11 @@ fn main() -> ExitCode {
             let _ = error.print();
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
         }
+        Err(error @ config::ConfigError::Bootstrap(_)) => {
+            // etcd logs this as critical from etcdmain (capnslog's line format).
+            eprintln!("{} C | etcdmain: {error}", capnslog_time());
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1));
+        }
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1));
@@ -51,6 +56,21 @@ fn main() -> ExitCode {
             serve(*config)
         }
     }
+}
+
+/// The current UTC time as capnslog writes it: `2006-01-02 15:04:05.000000`.
+fn capnslog_time() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    )
 }
 
 /// `oxetcd snapshot restore FILE [flags]`.

@@ -963,6 +963,13 @@ impl NodeLoop {
             else {
                 continue;
             };
+            if matches!(entry.payload, EntryPayload::ConfChange(_))
+                && matches!(applied.result, Err(ApplyError::Membership(_)))
+            {
+                // etcd's applyConfChange: a change that fails validation at apply (e.g.
+                // proposed through a follower with a stale view) leaves Raft as it is.
+                self.node.refuse_conf_change(entry.index);
+            }
             crate::metrics::count_applied(&proposal.command, &applied.result);
             if let Command::LeaseRevoke { id } = &proposal.command {
                 self.revoking.remove(id);

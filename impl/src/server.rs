@@ -140,7 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .iter()
             .map(|(_, urls)| member_id(urls, &config.initial_cluster_token)),
     );
-    let raft_storage = FjallRaftStorage::open(data.clone(), initial_conf)?;
+    let mut raft_storage = FjallRaftStorage::open(data.clone(), initial_conf)?;
     crate::snapshot::check_compaction_file(
         &data.snap_dir(),
         raft_storage.snapshot_data(),
@@ -157,6 +157,17 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     };
     let state = AppState::open(backend, app_config)
         .map_err(|error| anyhow::anyhow!("data dir {}: {error}", data.path().display()))?;
+    let fresh = raft_storage.snapshot_metadata().index == LogIndex(0)
+        && *raft_storage.hard_state() == oxetcd_spec::raft::HardState::default()
+        && state.applied_index() == 0;
+    if fresh && config.initial_cluster_state == crate::config::ClusterState::New {
+        // etcd's bootstrap of a new cluster: the members as committed term-1 entries.
+        oxetcd_spec::raft::storage::bootstrap(
+            &mut raft_storage,
+            &cluster::bootstrap_entries(&config),
+        )?;
+        data.sync()?;
+    }
     let mut raft_config = oxetcd_spec::raft::Config::new(NodeId(identity.member_id));
     raft_config.election_tick = raft_config_election_tick(&config);
     raft_config.heartbeat_tick = 1;
@@ -256,7 +267,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             data_dir: data.clone(),
             quota_bytes: config.quota_bytes(),
         })
-        .merge(crate::peer::router(handle.clone()));
+        .merge(crate::peer::router(handle.clone()))
+        .merge(crate::v3::lease::peer_router(handle.clone()));
         tokio::spawn(crate::peer::serve(listener, handle.clone(), peer_router));
     }
     announce(&config, &handle, &serving).await;

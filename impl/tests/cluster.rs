@@ -348,3 +348,32 @@ fn a_healthy_three_member_cluster_lists_its_members_and_takes_member_changes() {
         "OK"
     );
 }
+
+/// A follower answers `lease timetolive` with the leader's remaining TTL (etcd forwards
+/// TimeToLive to the leader; a follower's own lease clocks are stopped).
+#[test]
+fn a_follower_answers_lease_time_to_live_with_the_leaders_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (members, _, leader) = start_cluster(dir.path());
+    let follower = (leader + 1) % 3;
+    let granted = members[leader].ok(&["lease", "grant", "100"]);
+    let id = granted.split_whitespace().nth(1).unwrap().to_owned();
+    let deadline = Instant::now() + WAIT;
+    let answer = loop {
+        let output = members[follower].etcdctl(&["lease", "timetolive", &id]);
+        if output.status.success() || Instant::now() > deadline {
+            break String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let remaining: i64 = answer
+        .split("remaining(")
+        .nth(1)
+        .and_then(|rest| rest.split("s)").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no remaining TTL in {answer:?}"));
+    assert!(
+        answer.contains("granted with TTL(100s)") && (0..=100).contains(&remaining),
+        "{answer}"
+    );
+}

@@ -1,7 +1,7 @@
 //! End-to-end: the real `etcdctl` 3.4.23 with `ETCDCTL_API=2` against `oxetcd
 //! --enable-v2`, replaying the session in `etcdctl_v2_session.yaml`, whose expected
 //! outputs were recorded from etcd 3.4.23 (store indexes are kept relative to the
-//! index the session started at, since a fresh etcd starts at 3 and oxetcd at 0).
+//! index the session started at).
 //!
 //! Re-record against a real etcd started with `--enable-v2`:
 //! `ETCDCTL_V2_RECORD=http://127.0.0.1:PORT cargo test -p oxetcd --test etcdctl_v2`.

@@ -391,3 +391,32 @@ fn member_changes_and_move_leader_print_what_etcd_prints() {
         "{out}"
     );
 }
+
+/// `--strict-reconfig-check=false` skips etcd's "enough started members" check: the
+/// second voter added to a one-member cluster (which lost its quorum with the first) is
+/// proposed and times out instead of being refused at once, as with etcd 3.4.23.
+#[test]
+fn strict_reconfig_check_off_lets_a_quorum_losing_add_through() {
+    for (strict, expected) in [
+        (
+            "true",
+            "Error: etcdserver: re-configuration failed due to not enough started members\n",
+        ),
+        ("false", "Error: context deadline exceeded\n"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = format!("--strict-reconfig-check={strict}");
+        let server = Server::start_with(dir.path(), &[&flag]);
+        server.ok(&["member", "add", "x", "--peer-urls=http://127.0.0.1:1"]);
+        let out = server.etcdctl(&[
+            "--command-timeout=2s",
+            "member",
+            "add",
+            "y",
+            "--peer-urls=http://127.0.0.1:2",
+        ]);
+        let (actual, code) = text(&out);
+        assert_eq!(actual, expected, "with {flag}");
+        assert_eq!(code, 1, "with {flag}");
+    }
+}

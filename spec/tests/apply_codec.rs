@@ -111,7 +111,7 @@ fn txn(g: &mut Gen, depth: usize) -> TxnRequest {
 fn auth_command(g: &mut Gen) -> AuthCommand {
     let name = String::arbitrary(g);
     let other = String::arbitrary(g);
-    match u8::arbitrary(g) % 16 {
+    match u8::arbitrary(g) % 17 {
         0 => AuthCommand::Enable,
         1 => AuthCommand::Disable,
         2 => AuthCommand::Authenticate {
@@ -153,10 +153,13 @@ fn auth_command(g: &mut Gen) -> AuthCommand {
                 range_end: bytes(g),
             },
         },
-        _ => AuthCommand::RoleRevokePermission {
+        15 => AuthCommand::RoleRevokePermission {
             role: name,
             key: bytes(g),
             range_end: bytes(g),
+        },
+        _ => AuthCommand::RestoreRevision {
+            revision: u64::arbitrary(g),
         },
     }
 }

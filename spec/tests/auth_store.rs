@@ -440,3 +440,33 @@ fn lease_time_to_live_keys_unchecked_in_3_4_23_revoke_checked() {
         Err(AuthError::PermissionDenied)
     );
 }
+
+#[test]
+fn the_enabled_flag_is_recorded_from_the_first_enable_and_kept_as_false_after_disable() {
+    let mut a = AuthStore::new();
+    assert_eq!(
+        a.enabled_flag(),
+        None,
+        "a fresh store has no authEnabled record"
+    );
+    a.role_add("root").unwrap();
+    a.user_add("root", b"h".to_vec(), false).unwrap();
+    a.user_grant_role("root", "root").unwrap();
+    a.auth_enable().unwrap();
+    assert_eq!(a.enabled_flag(), Some(true));
+    a.auth_disable();
+    assert_eq!(a.enabled_flag(), Some(false));
+}
+
+#[test]
+fn a_restored_revision_raises_but_never_lowers_the_auth_revision() {
+    let mut a = AuthStore::new();
+    a.role_add("r").unwrap();
+    assert_eq!(a.revision(), 2);
+    a.restore_revision(7);
+    assert_eq!(a.revision(), 7);
+    a.restore_revision(3);
+    assert_eq!(a.revision(), 7);
+    a.role_add("s").unwrap();
+    assert_eq!(a.revision(), 8);
+}

@@ -110,6 +110,8 @@ pub struct Config {
     pub auto_compaction_retention: String,
     /// `--enable-v2`.
     pub enable_v2: bool,
+    /// `--strict-reconfig-check`: refuse membership changes that would lose the quorum.
+    pub strict_reconfig_check: bool,
     /// Client TLS (`--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`,
     /// `--auto-tls`).
     pub client_tls: TlsFiles,
@@ -200,6 +202,10 @@ pub enum ConfigError {
     /// The configuration parses but is inconsistent (etcd's wording).
     #[error("error verifying flags, {0}. See 'etcd --help'.")]
     Verify(String),
+    /// The initial cluster does not fit this member (etcd's `VerifyBootstrap`; etcd
+    /// logs it as critical from `etcdmain` and exits with status 1).
+    #[error("{0}")]
+    Bootstrap(String),
 }
 
 impl ConfigError {
@@ -208,7 +214,10 @@ impl ConfigError {
         match self {
             ConfigError::Usage(error) => error.exit_code(),
             ConfigError::InvalidValue { .. } => 2,
-            ConfigError::EnvConflict(_) | ConfigError::ConfigFile(_) | ConfigError::Verify(_) => 1,
+            ConfigError::EnvConflict(_)
+            | ConfigError::ConfigFile(_)
+            | ConfigError::Verify(_)
+            | ConfigError::Bootstrap(_) => 1,
         }
     }
 }
@@ -570,6 +579,7 @@ fn build(raw: &RawValues) -> Result<Config, ConfigError> {
         },
         auto_compaction_retention: reader.text("auto-compaction-retention"),
         enable_v2: reader.boolean("enable-v2")?,
+        strict_reconfig_check: reader.boolean("strict-reconfig-check")?,
         client_tls: reader.tls("")?,
         peer_tls: reader.tls("peer-")?,
         auth_token: reader.text("auth-token"),
@@ -650,29 +660,99 @@ fn verify(config: &Config, reader: &Reader<'_>) -> Result<(), ConfigError> {
                 .map_err(ConfigError::Verify)?;
         }
     }
+    verify_bootstrap(config).map_err(ConfigError::Bootstrap)
+}
+
+/// etcd's `VerifyBootstrap` (and `VerifyJoinExisting`) checks of `--initial-cluster`, in
+/// its order and with its texts: this member's name is in it, (new cluster) its URLs are
+/// the advertised peer URLs, and no URL is listed twice.
+fn verify_bootstrap(config: &Config) -> Result<(), String> {
     let Some((_, own_urls)) = config
         .initial_cluster
         .iter()
         .find(|(name, _)| *name == config.name)
     else {
-        return verify(format!(
+        return Err(format!(
             "couldn't find local name {:?} in the initial cluster configuration",
             config.name
         ));
     };
-    let mut own = own_urls.clone();
-    let mut advertised = config.initial_advertise_peer_urls.clone();
-    own.sort();
-    advertised.sort();
-    if config.initial_cluster_state == ClusterState::New && own != advertised {
-        return verify(format!(
-            "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={}",
-            config.name,
-            url::join(own_urls),
-            url::join(&config.initial_advertise_peer_urls)
+    if config.initial_cluster_state == ClusterState::New {
+        advertise_matches_cluster(&config.name, own_urls, &config.initial_advertise_peer_urls)?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if config
+        .initial_cluster
+        .iter()
+        .flat_map(|(_, urls)| urls)
+        .any(|url| !seen.insert(url.to_string()))
+    {
+        let mut pairs: Vec<String> = config
+            .initial_cluster
+            .iter()
+            .flat_map(|(name, urls)| urls.iter().map(move |url| format!("{name}={url}")))
+            .collect();
+        pairs.sort();
+        return Err(format!(
+            "initial cluster {} has duplicate url",
+            pairs.join(",")
         ));
     }
     Ok(())
+}
+
+/// etcd's `advertiseMatchesCluster` (URLs compared as written; etcd also resolves host
+/// names).
+fn advertise_matches_cluster(name: &str, own: &[Url], advertised: &[Url]) -> Result<(), String> {
+    let mut own: Vec<String> = own.iter().map(ToString::to_string).collect();
+    let mut advertised: Vec<String> = advertised.iter().map(ToString::to_string).collect();
+    own.sort();
+    advertised.sort();
+    if own == advertised {
+        return Ok(());
+    }
+    let quoted = |urls: &[String]| {
+        let items: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+        format!("[{}]", items.join(" "))
+    };
+    let reason = if own.len() == advertised.len() {
+        let (a, b) = advertised
+            .iter()
+            .zip(&own)
+            .find(|(a, b)| a != b)
+            .map_or((String::new(), String::new()), |(a, b)| {
+                (a.clone(), b.clone())
+            });
+        format!("resolved urls: {a:?} != {b:?}")
+    } else {
+        format!("len({}) != len({})", quoted(&advertised), quoted(&own))
+    };
+    let missing: Vec<String> = own
+        .iter()
+        .filter(|url| !advertised.contains(url))
+        .map(|url| format!("{name}={url}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "--initial-cluster has {} but missing from --initial-advertise-peer-urls={} ({reason})",
+            missing.join(","),
+            advertised.join(",")
+        ));
+    }
+    let missing: Vec<&String> = advertised.iter().filter(|url| !own.contains(url)).collect();
+    let as_map: Vec<String> = advertised
+        .iter()
+        .map(|url| format!("{name}={url}"))
+        .collect();
+    Err(format!(
+        "--initial-advertise-peer-urls has {} but missing from --initial-cluster={}",
+        missing
+            .iter()
+            .map(|url| url.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        as_map.join(",")
+    ))
 }
 
 #[cfg(test)]

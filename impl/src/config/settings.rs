@@ -292,7 +292,7 @@ pub const SETTINGS: &[Setting] = &[
         "0",
         "Time (in milliseconds) for a read to timeout.",
     ),
-    accepted(
+    used(
         "strict-reconfig-check",
         Kind::Bool,
         "true",

@@ -4,7 +4,8 @@
 //!
 //! The buckets, in the order bbolt keeps them (by name):
 //! - `alarm`: `etcdserverpb.AlarmMember` bytes -> empty, one per raised alarm.
-//! - `auth`: `authEnabled` -> `[1]` (only while enabled), `authRevision` -> u64 BE.
+//! - `auth`: `authEnabled` -> `[1]` while enabled, `[0]` after a disable (absent if auth
+//!   was never enabled), `authRevision` -> u64 BE.
 //! - `authRoles`: name -> `authpb.Role`; `authUsers`: name -> `authpb.User` (the bcrypt
 //!   hash as `password`, `options` always present as etcdctl sends it).
 //! - `cluster`: `clusterVersion` -> `major.minor.0`, once decided.
@@ -17,9 +18,8 @@
 //!
 //! Not in etcd's schema, so not in the file: the v2 store (etcd 3.4's snapshot has none
 //! either). Restoring keeps keys, revisions, leases, alarms and auth; the auth state is
-//! rebuilt as a log of auth commands (roles, their permissions, users, their roles,
-//! enable), so its revision restarts from that log rather than the file's
-//! `authRevision`.
+//! rebuilt as a log of auth commands (roles, their permissions, users, their roles, the
+//! file's `authRevision`, enable), so the auth revision goes on from the file's.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -110,15 +110,7 @@ impl EtcdState {
     }
 
     fn auth_pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut auth = Vec::new();
-        if self.auth.is_enabled() {
-            auth.push((b"authEnabled".to_vec(), vec![1]));
-        }
-        auth.push((
-            b"authRevision".to_vec(),
-            self.auth.revision().to_be_bytes().to_vec(),
-        ));
-        auth
+        auth_pairs(&self.auth)
     }
 
     fn role_pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -297,6 +289,19 @@ fn logged(command: AuthCommand) -> Vec<u8> {
     value
 }
 
+/// The `auth` bucket's records for `auth`, as etcd keeps them.
+fn auth_pairs(auth: &AuthStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut pairs = Vec::new();
+    if let Some(enabled) = auth.enabled_flag() {
+        pairs.push((b"authEnabled".to_vec(), vec![u8::from(enabled)]));
+    }
+    pairs.push((
+        b"authRevision".to_vec(),
+        auth.revision().to_be_bytes().to_vec(),
+    ));
+    pairs
+}
+
 fn malformed(bucket: &str, key: &[u8], why: impl std::fmt::Display) -> BboltError {
     BboltError(format!(
         "bucket {bucket}, key {:?}: {why}",
@@ -316,6 +321,7 @@ pub fn records_from_bbolt(db: &bbolt::Db<'_>) -> Result<Vec<Record>, SnapshotErr
     let mut users: Vec<authpb::User> = Vec::new();
     let mut roles: Vec<authpb::Role> = Vec::new();
     let mut auth_enabled = false;
+    let mut auth_revision = 0;
     db.for_each(|bucket, pair| {
         let Some((k, v)) = pair else {
             return Ok(());
@@ -349,6 +355,12 @@ pub fn records_from_bbolt(db: &bbolt::Db<'_>) -> Result<Vec<Record>, SnapshotErr
                 records.push((Bucket::Meta, member.key(), Vec::new()));
             }
             b"auth" if k == b"authEnabled" => auth_enabled = v == [1],
+            b"auth" if k == b"authRevision" => {
+                let bytes: [u8; 8] = v
+                    .try_into()
+                    .map_err(|_| malformed("auth", k, "not a u64"))?;
+                auth_revision = u64::from_be_bytes(bytes);
+            }
             b"authUsers" => {
                 users.push(authpb::User::decode(v).map_err(|e| malformed("authUsers", k, e))?);
             }
@@ -362,7 +374,7 @@ pub fn records_from_bbolt(db: &bbolt::Db<'_>) -> Result<Vec<Record>, SnapshotErr
         Ok(())
     })
     .map_err(|e| SnapshotError::Bbolt(e.0))?;
-    let commands = auth_commands(&users, &roles, auth_enabled)?;
+    let commands = auth_commands(&users, &roles, auth_revision, auth_enabled)?;
     for (seq, command) in commands.into_iter().enumerate() {
         let seq =
             u32::try_from(seq).map_err(|_| SnapshotError::Bbolt("too many auth records".into()))?;
@@ -371,11 +383,12 @@ pub fn records_from_bbolt(db: &bbolt::Db<'_>) -> Result<Vec<Record>, SnapshotErr
     Ok(records)
 }
 
-/// The auth commands that rebuild `users`, `roles` and the enabled flag, checked by
-/// running them on a fresh auth store.
+/// The auth commands that rebuild `users`, `roles`, the auth `revision` and the enabled
+/// flag, checked by running them on a fresh auth store.
 fn auth_commands(
     users: &[authpb::User],
     roles: &[authpb::Role],
+    revision: u64,
     enabled: bool,
 ) -> Result<Vec<AuthCommand>, SnapshotError> {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
@@ -430,6 +443,10 @@ fn auth_commands(
                 role: role.clone(),
             });
         }
+    }
+    if revision > check.revision() {
+        check.restore_revision(revision);
+        commands.push(AuthCommand::RestoreRevision { revision });
     }
     if enabled {
         check
@@ -491,6 +508,77 @@ mod tests {
             keys.iter()
                 .all(|k| k.as_slice() < 2u64.to_be_bytes().as_slice())
         );
+    }
+
+    #[test]
+    fn auth_enabled_is_written_as_etcd_writes_it_never_one_then_zero_after_disable() {
+        let mut auth = AuthStore::new();
+        let flag = |auth: &AuthStore| {
+            auth_pairs(auth)
+                .into_iter()
+                .find(|(k, _)| k == b"authEnabled")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(flag(&auth), None);
+        auth.role_add("root").unwrap();
+        auth.user_add("root", b"x".to_vec(), false).unwrap();
+        auth.user_grant_role("root", "root").unwrap();
+        auth.auth_enable().unwrap();
+        assert_eq!(flag(&auth), Some(vec![1]));
+        auth.auth_disable();
+        assert_eq!(flag(&auth), Some(vec![0]));
+    }
+
+    #[test]
+    fn a_restored_auth_log_goes_on_from_the_files_auth_revision() {
+        let body = super::super::verify(ETCD_SNAPSHOT, false).unwrap();
+        let db = bbolt::Db::open(body).unwrap();
+        let mut file_revision = 0;
+        db.for_each(|bucket, pair| {
+            if let (b"auth", Some((b"authRevision", v))) = (bucket, pair) {
+                file_revision = u64::from_be_bytes(v.try_into().unwrap());
+            }
+            Ok(())
+        })
+        .unwrap();
+        let commands: Vec<AuthCommand> = records_from_bbolt(&db)
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == Bucket::Auth)
+            .map(|r| {
+                match oxetcd_spec::apply::codec::decode(&r.2[8..])
+                    .unwrap()
+                    .command
+                {
+                    Command::Auth(c) => c,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        let mut replayed = AuthStore::new();
+        for command in &commands {
+            match command {
+                AuthCommand::RoleAdd { name } => replayed.role_add(name).unwrap(),
+                AuthCommand::RoleGrantPermission { name, perm } => {
+                    replayed.role_grant_permission(name, perm.clone()).unwrap()
+                }
+                AuthCommand::UserAdd {
+                    name,
+                    password_hash,
+                    no_password,
+                } => replayed
+                    .user_add(name, password_hash.clone(), *no_password)
+                    .unwrap(),
+                AuthCommand::UserGrantRole { user, role } => {
+                    replayed.user_grant_role(user, role).unwrap();
+                }
+                AuthCommand::RestoreRevision { revision } => replayed.restore_revision(*revision),
+                AuthCommand::Enable => replayed.auth_enable().unwrap(),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(file_revision > 1);
+        assert_eq!(replayed.revision(), file_revision);
     }
 
     #[test]

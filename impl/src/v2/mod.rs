@@ -1,7 +1,8 @@
 //! The v2 HTTP API on the client port, served with `--enable-v2` (etcd 3.4's flag,
 //! default off; without it every `/v2/...` path answers Go's `404 page not found`, as
 //! etcd does): `/v2/keys/...` ([`keys`]), `/v2/members`, `/v2/machines` and
-//! `/v2/stats/self|leader|store` ([`cluster`]).
+//! `/v2/stats/self|leader|store` ([`cluster`]), `/v2/auth/...` ([`auth`]: the empty v2
+//! auth store, read-only).
 //!
 //! The store is `spec::v2`, inside the applied state: writes and `quorum=true` reads are
 //! proposed as `Command::V2` and answered with the applied result; other reads and
@@ -15,6 +16,7 @@
 //! the TTL seconds in an answer are computed from that instant and this member's clock
 //! when the answer is written.
 
+pub mod auth;
 pub mod cluster;
 pub mod form;
 pub mod hub;
@@ -80,6 +82,7 @@ pub fn router(ctx: &Context) -> Router {
         .route("/v2/stats/self", any(cluster::stats_self))
         .route("/v2/stats/leader", any(cluster::stats_leader))
         .route("/v2/stats/store", any(cluster::stats_store))
+        .route("/v2/auth/{*rest}", any(auth::handle))
         .route("/v2", get(not_found))
         .with_state(v2)
 }

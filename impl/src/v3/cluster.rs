@@ -9,8 +9,10 @@
 //! A change ([`add`], [`remove`], [`update`], [`promote`], also used by `/v2/members`) is
 //! checked in the node loop just before its Raft conf change is proposed, in etcd's
 //! order: learner readiness (promote), the strict reconfiguration checks
-//! (`--strict-reconfig-check`, always on here), connectivity ("unhealthy cluster": members
-//! this one has not heard from count as down), then `ValidateConfigurationChange`. It
+//! (`--strict-reconfig-check`, default on: enough started members, and connectivity,
+//! "unhealthy cluster", where members this one has not heard from count as down; with
+//! `--strict-reconfig-check=false` neither is checked, as with etcd), then
+//! `ValidateConfigurationChange`. It
 //! answers once applied. Adding a voter to a one-member cluster is allowed, as with etcd:
 //! the cluster then has two voters of which one is started, loses its quorum and writes
 //! stall.
@@ -151,11 +153,14 @@ pub async fn add(
         ConfChange::add_node(NodeId(member.id.0))
     };
     let candidate = member.clone();
+    let strict = ctx.config.strict_reconfig_check;
     let check = ConfCheck::new(move |view| {
         let refuse = Refused::Membership;
-        view.cluster.may_add_member(is_learner).map_err(refuse)?;
-        if !all_voters_active(view) {
-            return Err(Refused::Loop(LoopError::Unhealthy));
+        if strict {
+            view.cluster.may_add_member(is_learner).map_err(refuse)?;
+            if !all_voters_active(view) {
+                return Err(Refused::Loop(LoopError::Unhealthy));
+            }
         }
         view.cluster.validate_add(&candidate).map_err(refuse)
     });
@@ -173,9 +178,10 @@ pub async fn remove(
     auth: Option<AuthInfo>,
 ) -> Result<Vec<pb::Member>, ChangeError> {
     let member = MemberId(id);
+    let strict = ctx.config.strict_reconfig_check;
     let check = ConfCheck::new(move |view| {
         let is_learner = view.cluster.member(member).is_some_and(|m| m.is_learner);
-        if !is_learner {
+        if strict && !is_learner {
             view.cluster
                 .may_remove_member(member)
                 .map_err(Refused::Membership)?;
@@ -249,6 +255,7 @@ pub async fn promote(
     auth: Option<AuthInfo>,
 ) -> Result<Vec<pb::Member>, ChangeError> {
     let member = MemberId(id);
+    let strict = ctx.config.strict_reconfig_check;
     let check = ConfCheck::new(move |view| {
         // etcd's `isLearnerReady`: only the leader knows the learner's progress.
         if !view.is_leader {
@@ -260,9 +267,11 @@ pub async fn promote(
                 return Err(Refused::Membership(MembershipError::LearnerNotReady));
             }
         }
-        view.cluster
-            .may_promote_member()
-            .map_err(Refused::Membership)?;
+        if strict {
+            view.cluster
+                .may_promote_member()
+                .map_err(Refused::Membership)?;
+        }
         view.cluster
             .validate_promote(member)
             .map_err(Refused::Membership)
@@ -289,8 +298,35 @@ fn initial_members(ctx: &Context) -> Vec<Member> {
         .collect()
 }
 
+/// The bootstrap log of a new cluster (`--initial-cluster-state new`), as etcd writes
+/// it: one Raft `AddNode` entry per `--initial-cluster` member, in member ID order, at
+/// term 1, each carrying the command that adds the member (so applying the log adds the
+/// members and their `/0/members/<id>/raftAttributes`, one v2 index each, before
+/// anything else). Every initial member writes the same entries.
+pub fn bootstrap_entries(config: &crate::config::Config) -> Vec<oxetcd_spec::raft::Entry> {
+    let mut members: Vec<Member> = config
+        .initial_cluster
+        .iter()
+        .map(|(name, urls)| {
+            let urls: Vec<String> = urls.iter().map(ToString::to_string).collect();
+            Member::new(name, &urls, &config.initial_cluster_token, None, false)
+        })
+        .collect();
+    members.sort_by_key(|m| m.id);
+    members.dedup_by_key(|m| m.id);
+    oxetcd_spec::raft::storage::bootstrap_entries_with_context(members.into_iter().map(|m| {
+        let id = m.id.0;
+        let proposal = oxetcd_spec::apply::Proposal {
+            request_id: 0,
+            auth: None,
+            command: Command::Membership(MemberChange::Add(m)),
+        };
+        (id, oxetcd_spec::apply::codec::encode(&proposal))
+    }))
+}
+
 /// etcd's `publish` at start: adds the `--initial-cluster` members if the applied
-/// membership is empty (a new or restored data dir), then records this member's name and
+/// membership is empty (a restored data dir), then records this member's name and
 /// client URLs through the log. Retries until it succeeds or `patience` is over.
 ///
 /// # Errors
@@ -315,6 +351,13 @@ async fn publish_once(ctx: &Context) -> Result<(), Status> {
             Err(_) => Err(errors::request_timed_out()),
         }
     };
+    // The applied membership is complete once this member applied what the leader had
+    // committed (a new cluster's members arrive through the log's bootstrap entries).
+    match tokio::time::timeout(Duration::from_secs(1), ctx.node.read_index()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(errors::node(&error)),
+        Err(_) => return Err(errors::request_timed_out()),
+    }
     let empty = ctx.read(|state| state.cluster().members().next().is_none())?;
     if empty {
         for member in initial_members(ctx) {
@@ -470,14 +513,52 @@ pub async fn move_leader(ctx: &Context, target: u64) -> Result<(), Status> {
     Ok(())
 }
 
+/// How often the leader looks whether the cluster version is set (etcd's
+/// `monitorVersions` also runs at once when a leader applies its first entry).
+const VERSION_CHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// etcd's `monitorVersions` for a new cluster: while the applied cluster version is
+/// unset, the leader sets it (`major.minor.0` of the server version, one Raft entry and
+/// one v2 index on `/0/version`). Ends once a version is applied.
+async fn monitor_version(ctx: Context) {
+    let version = cluster_version();
+    loop {
+        let unset = ctx
+            .read(|state| state.cluster().version().is_none())
+            .unwrap_or(false);
+        if !unset {
+            return;
+        }
+        if ctx.node.is_leader() {
+            let command = Command::Membership(MemberChange::ClusterVersion(version));
+            let _ = tokio::time::timeout(Duration::from_secs(1), ctx.node.propose(command)).await;
+        }
+        tokio::time::sleep(VERSION_CHECK_EVERY).await;
+    }
+}
+
+/// [`crate::version::ETCD_CLUSTER_VERSION`] as a cluster version.
+fn cluster_version() -> membership::ClusterVersion {
+    let mut parts = crate::version::ETCD_CLUSTER_VERSION
+        .split('.')
+        .map(|part| part.parse::<u64>().unwrap_or(0));
+    membership::ClusterVersion {
+        major: parts.next().unwrap_or(0),
+        minor: parts.next().unwrap_or(0),
+        patch: parts.next().unwrap_or(0),
+    }
+}
+
 /// Starts [`publish`] and waits for it for a while: etcd serves clients once published;
 /// a member without a quorum serves here anyway and keeps trying in the background.
+/// Also starts the leader's cluster-version setting ([`monitor_version`]).
 pub async fn start_publish(ctx: &Context) {
     let background = ctx.clone();
     let task = tokio::spawn(async move {
         if let Err(error) = publish(&background, Duration::MAX).await {
             tracing::warn!("etcdserver: failed to publish local member: {error}");
         }
+        monitor_version(background).await;
     });
     if tokio::time::timeout(Duration::from_secs(3), task)
         .await

@@ -1,17 +1,23 @@
 //! `etcdserverpb.Lease`: grant and revoke go through the log; keep-alive, time-to-live
 //! and the lease list are answered by the leader from its lease clocks, as etcd does.
+//! A follower forwards keep-alives and TimeToLive to the leader's peer port (etcd's
+//! `/leases/internal`; here [`LEASE_TTL_PATH`]), so the remaining TTL is the leader's.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures::Stream;
 use oxetcd_api::etcdserverpb as pb;
 use oxetcd_spec::apply::{Command, Response};
 use oxetcd_spec::lease::{LeaseError, LeaseId};
+use prost::Message as _;
 use tokio_stream::StreamExt;
 use tonic::{Request, Status, Streaming};
 
 use super::Context;
 use crate::errors;
+use crate::node_loop::NodeHandle;
 
 /// The Lease service.
 #[derive(Clone, Debug)]
@@ -107,20 +113,16 @@ impl pb::lease_server::Lease for LeaseService {
     ) -> Result<tonic::Response<pb::LeaseTimeToLiveResponse>, Status> {
         let ctx = &self.0;
         let request = request.into_inner();
-        ctx.linearizable_barrier().await?;
-        let now_ms = ctx.node.now_ms();
-        let (ttl, revision) = ctx.read(|state| {
-            (
-                state.lease_time_to_live(LeaseId(request.id), now_ms, request.keys),
-                state.store().current_revision(),
-            )
-        })?;
+        let answer = if ctx.node.is_leader() {
+            ctx.linearizable_barrier().await?;
+            time_to_live(&ctx.node, &request)?
+        } else {
+            time_to_live_on_leader(ctx, &request).await?
+        };
+        let revision = ctx.read(|state| state.store().current_revision())?;
         Ok(tonic::Response::new(pb::LeaseTimeToLiveResponse {
             header: ctx.header().at(revision),
-            id: ttl.id.0,
-            ttl: ttl.ttl_secs,
-            granted_ttl: ttl.granted_ttl_secs,
-            keys: ttl.keys,
+            ..answer
         }))
     }
 
@@ -139,6 +141,135 @@ impl pb::lease_server::Lease for LeaseService {
                 .map(|lease| pb::LeaseStatus { id: lease.id.0 })
                 .collect(),
         }))
+    }
+}
+
+/// TimeToLive from this member's lease clocks (the leader's are the running ones).
+fn time_to_live(
+    node: &NodeHandle,
+    request: &pb::LeaseTimeToLiveRequest,
+) -> Result<pb::LeaseTimeToLiveResponse, Status> {
+    let now_ms = node.now_ms();
+    let ttl = node
+        .state
+        .read()
+        .map_err(|_| Status::internal("state lock poisoned"))?
+        .lease_time_to_live(LeaseId(request.id), now_ms, request.keys);
+    Ok(pb::LeaseTimeToLiveResponse {
+        header: None,
+        id: ttl.id.0,
+        ttl: ttl.ttl_secs,
+        granted_ttl: ttl.granted_ttl_secs,
+        keys: ttl.keys,
+    })
+}
+
+/// A TimeToLive that reached a follower: asked of the leader over its peer port (etcd's
+/// `TimeToLiveHTTP`), trying each of its peer URLs.
+async fn time_to_live_on_leader(
+    ctx: &Context,
+    request: &pb::LeaseTimeToLiveRequest,
+) -> Result<pb::LeaseTimeToLiveResponse, Status> {
+    if !ctx.node.has_leader() {
+        return Err(errors::node(&crate::node_loop::LoopError::NoLeader));
+    }
+    let leader = ctx.node.status.leader.load(Ordering::Relaxed);
+    let urls = ctx
+        .node
+        .transport
+        .as_ref()
+        .and_then(|transport| transport.peer_urls(leader))
+        .unwrap_or_default();
+    let body = request.encode_to_vec();
+    let mut last_error = String::from("no peer URL of the leader");
+    for url in urls {
+        let address = url.socket_address();
+        let asked =
+            tokio::time::timeout(PEER_TIMEOUT, peer_post(&address, LEASE_TTL_PATH, &body)).await;
+        match asked {
+            Ok(Ok(bytes)) => {
+                return pb::LeaseTimeToLiveResponse::decode(bytes.as_slice())
+                    .map_err(|error| Status::internal(format!("lease: leader's answer: {error}")));
+            }
+            Ok(Err(error)) => last_error = error,
+            Err(_) => last_error = format!("{address}: timed out"),
+        }
+    }
+    tracing::warn!(
+        "lease: forwarding TimeToLive of {:x} to the leader: {last_error}",
+        request.id
+    );
+    Err(errors::lease(LeaseError::NotPrimary))
+}
+
+/// Bound on one forwarded TimeToLive.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The peer port's TimeToLive path (body: `LeaseTimeToLiveRequest`, answer:
+/// `LeaseTimeToLiveResponse` without header, both protobuf; 503 on a non-leader).
+pub const LEASE_TTL_PATH: &str = "/oxetcd/lease/timetolive";
+
+/// One HTTP/1.1 POST to a peer port; the answer's body on 200.
+async fn peer_post(address: &str, path: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|error| format!("{address}: {error}"))?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/protobuf\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream
+        .write_all(&request)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|error| error.to_string())?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| "malformed answer".to_owned())?;
+    let (head, body) = (&response[..split], &response[split + 4..]);
+    if !head.starts_with(b"HTTP/1.1 200") {
+        return Err(String::from_utf8_lossy(body).trim().to_owned());
+    }
+    Ok(body.to_vec())
+}
+
+/// The peer port's lease routes (merged into the peer router): the leader's side of a
+/// forwarded TimeToLive.
+pub fn peer_router(node: NodeHandle) -> axum::Router {
+    axum::Router::new()
+        .route(LEASE_TTL_PATH, axum::routing::post(time_to_live_handler))
+        .with_state(node)
+}
+
+async fn time_to_live_handler(
+    axum::extract::State(node): axum::extract::State<NodeHandle>,
+    body: bytes::Bytes,
+) -> (axum::http::StatusCode, Vec<u8>) {
+    use axum::http::StatusCode;
+    let Ok(request) = pb::LeaseTimeToLiveRequest::decode(body) else {
+        return (StatusCode::BAD_REQUEST, b"bad request".to_vec());
+    };
+    if !node.is_leader() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"lease: not primary".to_vec(),
+        );
+    }
+    match time_to_live(&node, &request) {
+        Ok(answer) => (StatusCode::OK, answer.encode_to_vec()),
+        Err(status) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            status.message().as_bytes().to_vec(),
+        ),
     }
 }
 

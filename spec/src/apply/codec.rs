@@ -29,6 +29,7 @@
 //!                    | 13 RoleList | 14 RoleDelete name:string
 //!                    | 15 RoleGrantPermission name:string perm_type:u8 key:bytes end:bytes
 //!                    | 16 RoleRevokePermission name:string key:bytes end:bytes
+//!                    | 17 RestoreRevision revision:u64
 //!                  (perm_type: 0 READ 1 WRITE 2 READWRITE, etcd's numbers)
 //!   32 V2          v2_tag:u8 then
 //!                    1 Put path:string value:string dir:bool prev_exist:option<bool>
@@ -380,6 +381,10 @@ impl Writer {
                 self.string(role);
                 self.bytes(key);
                 self.bytes(range_end);
+            }
+            AuthCommand::RestoreRevision { revision } => {
+                self.u8(17);
+                self.u64(*revision);
             }
         }
     }
@@ -740,6 +745,9 @@ impl Reader<'_> {
                 role: self.string()?,
                 key: self.bytes()?,
                 range_end: self.bytes()?,
+            },
+            17 => AuthCommand::RestoreRevision {
+                revision: self.u64()?,
             },
             tag => {
                 return Err(CodecError::UnknownTag {

@@ -217,6 +217,12 @@ pub enum AuthCommand {
         /// Permission range end.
         range_end: Vec<u8>,
     },
+    /// Raise the auth revision to a restored snapshot's `authRevision` (only in the
+    /// auth log a snapshot restore writes; no etcd request maps to it).
+    RestoreRevision {
+        /// The snapshot's `authRevision`.
+        revision: u64,
+    },
 }
 
 impl AuthCommand {
@@ -783,6 +789,10 @@ impl<B: Backend> AppState<B> {
             } => a
                 .role_revoke_permission(role, key, range_end)
                 .map(|()| AuthResponse::Done)?,
+            AuthCommand::RestoreRevision { revision } => {
+                a.restore_revision(*revision);
+                AuthResponse::Done
+            }
         })
     }
 

@@ -135,6 +135,9 @@ pub enum TxnAuthMode {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuthStore {
     enabled: bool,
+    /// Auth was enabled at some point (etcd then keeps an `authEnabled` record, `0`
+    /// after a disable).
+    ever_enabled: bool,
     revision: u64,
     users: BTreeMap<String, User>,
     roles: BTreeMap<String, Role>,
@@ -151,6 +154,7 @@ impl AuthStore {
     pub fn new() -> Self {
         Self {
             enabled: false,
+            ever_enabled: false,
             revision: 1,
             users: BTreeMap::new(),
             roles: BTreeMap::new(),
@@ -181,6 +185,18 @@ impl AuthStore {
         self.revision += 1;
     }
 
+    /// etcd's `authEnabled` record in its backend: absent until auth is first enabled,
+    /// then `true` while enabled and `false` after a disable.
+    pub fn enabled_flag(&self) -> Option<bool> {
+        self.ever_enabled.then_some(self.enabled)
+    }
+
+    /// Raises the revision to `revision` (a restored snapshot's `authRevision`, which a
+    /// replay of the restored users and roles would not reach); never lowers it.
+    pub fn restore_revision(&mut self, revision: u64) {
+        self.revision = self.revision.max(revision);
+    }
+
     /// `AuthEnable`: a no-op when already enabled.
     ///
     /// # Errors
@@ -197,6 +213,7 @@ impl AuthStore {
             return Err(AuthError::RootRoleNotExist);
         }
         self.enabled = true;
+        self.ever_enabled = true;
         Ok(())
     }
 

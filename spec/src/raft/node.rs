@@ -102,7 +102,8 @@ struct InFlight {
     last_entry: Option<(LogIndex, Term)>,
     snapshot_index: Option<LogIndex>,
     applying_to: LogIndex,
-    conf_changes: Vec<ConfChange>,
+    /// The committed conf changes handed out, by index, to take effect on `advance`.
+    conf_changes: Vec<(LogIndex, ConfChange)>,
 }
 
 /// The sequence number of the last Ready handed out. It only guards against mismatched
@@ -290,7 +291,7 @@ impl<S: Storage> Node<S> {
         let conf_changes = committed_entries
             .iter()
             .filter_map(|e| match &e.payload {
-                EntryPayload::ConfChange(cc) => Some(cc.clone()),
+                EntryPayload::ConfChange(cc) => Some((e.index, cc.clone())),
                 _ => None,
             })
             .collect();
@@ -319,6 +320,16 @@ impl<S: Storage> Node<S> {
         Ok(ready)
     }
 
+    /// The application refused the committed conf change at `index` of the outstanding
+    /// Ready (etcd's `applyConfChange` when `ValidateConfigurationChange` fails, e.g. a
+    /// member added through a follower whose view was stale): it will not change the
+    /// configuration on [`Node::advance`]. Unknown indexes are ignored.
+    pub fn refuse_conf_change(&mut self, index: LogIndex) {
+        if let Some(in_flight) = self.in_flight.as_mut() {
+            in_flight.conf_changes.retain(|(i, _)| *i != index);
+        }
+    }
+
     /// Acknowledges that the outstanding Ready was carried out (contract step 7).
     ///
     /// # Errors
@@ -335,7 +346,7 @@ impl<S: Storage> Node<S> {
             log.stable_to(index, term);
         }
         log.applied = log.applied.max(in_flight.applying_to);
-        for cc in &in_flight.conf_changes {
+        for (_, cc) in &in_flight.conf_changes {
             self.raft.apply_conf_change(cc);
         }
         self.raft.on_persisted();

@@ -348,17 +348,50 @@ impl Storage for MemStorage {
 /// log with these entries and a hard state `{term: 1, vote: none, commit: n}`.
 #[must_use]
 pub fn bootstrap_entries(voters: impl IntoIterator<Item = u64>) -> Vec<Entry> {
+    bootstrap_entries_with_context(voters.into_iter().map(|id| (id, Vec::new())))
+}
+
+/// As [`bootstrap_entries`], each `AddNode` carrying an application context (etcd puts
+/// the member there, so that applying the entry also adds the member to the
+/// application's membership). This is why a new etcd cluster serves at term 2: the
+/// bootstrap entries hold term 1 and the first election moves past it.
+#[must_use]
+pub fn bootstrap_entries_with_context(
+    voters: impl IntoIterator<Item = (u64, Vec<u8>)>,
+) -> Vec<Entry> {
     voters
         .into_iter()
         .enumerate()
-        .map(|(i, id)| Entry {
-            term: Term(1),
-            index: LogIndex(i as u64 + 1),
-            payload: super::types::EntryPayload::ConfChange(super::types::ConfChange::add_node(
-                super::types::NodeId(id),
-            )),
+        .map(|(i, (id, context))| {
+            let mut change = super::types::ConfChange::add_node(super::types::NodeId(id));
+            change.context = context;
+            Entry {
+                term: Term(1),
+                index: LogIndex(i as u64 + 1),
+                payload: super::types::EntryPayload::ConfChange(change),
+            }
         })
         .collect()
+}
+
+/// Seeds a new member's empty `storage` with the bootstrap `entries` (from
+/// [`bootstrap_entries`] or [`bootstrap_entries_with_context`]), committed, under the
+/// hard state `{term: 1, vote: none, commit: n}` (term 0 if there are none), as etcd's
+/// raft does when a new cluster starts.
+///
+/// # Errors
+/// The storage's.
+pub fn bootstrap<S: Storage + ?Sized>(
+    storage: &mut S,
+    entries: &[Entry],
+) -> Result<(), StorageError> {
+    storage.append(entries)?;
+    let commit = entries.last().map_or(LogIndex(0), |e| e.index);
+    storage.set_hard_state(HardState {
+        term: Term(u64::from(commit.0 > 0)),
+        vote: None,
+        commit,
+    })
 }
 
 /// The longest prefix of `entries` whose total size stays within `max` bytes, but at
