@@ -1,13 +1,15 @@
 //! The peer transport: how members send each other Raft messages over
 //! `--listen-peer-urls`.
 //!
-//! One plain TCP stream per ordered pair of members carries the messages of one sender
-//! to one receiver. The sender dials the receiver's peer URL and opens with a handshake;
-//! the receiver answers one status byte; then frames follow, one way only:
+//! One TCP stream (TLS over TCP for an `https://` peer URL) per ordered pair of members
+//! carries the messages of one sender to one receiver. The sender dials the receiver's
+//! peer URL and opens with a handshake; the receiver answers one status byte; then frames
+//! follow, one way only:
 //!
 //! ```text
 //! handshake = magic:"OXRAFT01" from:u64 to:u64 cluster:u64       (all big-endian)
 //! answer    = 0:u8 (accepted) | 1:u8 (cluster id mismatch) | 2:u8 (not the member named)
+//!           | 3:u8 (a plain handshake on an https:// listener: TLS is required)
 //! frame     = 0:u8 len:u32 message                               (Message::encode)
 //!           | 1:u8 len:u32 message file_len:u64 file             (Snap with its file)
 //! ```
@@ -27,8 +29,13 @@
 //! [`forward_lease_renew`]): an accepted connection that does not open with the magic
 //! is handed to the HTTP router ([`serve`]).
 //!
-//! Peer TLS (`--peer-cert-file` and friends) is not wired yet: [`serve`] and the dialler
-//! use plain TCP; `https` peer URLs are refused at start-up.
+//! Peer TLS: an `https://` listener (see `crate::tls::peer_tls`) completes a TLS
+//! handshake first (checking the dialler's client certificate when
+//! `--peer-trusted-ca-file` is given) and then classifies the decrypted stream the same
+//! way; the dialler uses TLS for `https://` peer URLs (and for lease forwarding to them).
+//! Nothing falls back to plain TCP: a plain handshake on an `https://` listener is
+//! answered 3 and closed, a TLS handshake on an `http://` listener is closed, and both
+//! sides log why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -38,11 +45,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use oxetcd_spec::raft::{Message, MessageKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
-use crate::config::url::Url;
+use crate::config::url::{Scheme, Url};
 use crate::node_loop::NodeHandle;
 
 /// The first bytes of a Raft stream.
@@ -67,6 +75,18 @@ const FRAME_SNAPSHOT: u8 = 1;
 const ANSWER_OK: u8 = 0;
 const ANSWER_CLUSTER_MISMATCH: u8 = 1;
 const ANSWER_WRONG_MEMBER: u8 = 2;
+const ANSWER_TLS_REQUIRED: u8 = 3;
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A peer connection, plain or TLS.
+pub trait PeerIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> PeerIo for T {}
+
+/// What dials `https://` peer URLs (`None`: no peer TLS client configuration).
+pub type DialTls = Option<Arc<rustls::ClientConfig>>;
 
 /// Sends Raft messages to the other members. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -79,6 +99,7 @@ struct Inner {
     member_id: u64,
     cluster_id: u64,
     snap_dir: PathBuf,
+    tls: DialTls,
     peers: RwLock<BTreeMap<u64, Peer>>,
     /// Messages dropped (queue full or unknown peer).
     dropped: AtomicU64,
@@ -107,11 +128,23 @@ impl Transport {
     /// A transport for member `member_id` of cluster `cluster_id`; snapshot files are
     /// read from and written to `snap_dir`. Peers are added with [`Transport::set_peer`].
     pub fn new(member_id: u64, cluster_id: u64, snap_dir: PathBuf) -> Transport {
+        Transport::with_tls(member_id, cluster_id, snap_dir, None)
+    }
+
+    /// As [`Transport::new`], dialling `https://` peer URLs with `tls` (the client side
+    /// of `crate::tls::peer_tls`).
+    pub fn with_tls(
+        member_id: u64,
+        cluster_id: u64,
+        snap_dir: PathBuf,
+        tls: DialTls,
+    ) -> Transport {
         Transport {
             inner: Arc::new(Inner {
                 member_id,
                 cluster_id,
                 snap_dir,
+                tls,
                 peers: RwLock::new(BTreeMap::new()),
                 dropped: AtomicU64::new(0),
             }),
@@ -149,6 +182,7 @@ impl Transport {
             cluster_id: self.inner.cluster_id,
             urls: urls.clone(),
             snap_dir: self.inner.snap_dir.clone(),
+            tls: self.inner.tls.clone(),
         };
         let task = tokio::spawn(sender.run(receiver)).abort_handle();
         peers.insert(
@@ -234,6 +268,7 @@ struct Sender {
     cluster_id: u64,
     urls: Vec<Url>,
     snap_dir: PathBuf,
+    tls: DialTls,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +277,15 @@ enum SendError {
     Io(#[from] std::io::Error),
     #[error("timed out")]
     Timeout,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error(
+        "the URL is https but this member has no peer TLS client configuration \
+         (--peer-cert-file/--peer-key-file with --peer-trusted-ca-file, or --peer-auto-tls)"
+    )]
+    NoTls,
+    #[error("the peer serves TLS on this URL (it must be given as https://)")]
+    TlsRequired,
     #[error("request cluster ID mismatch (peer {peer:x})")]
     ClusterMismatch { peer: u64 },
     #[error("the peer at this URL is not member {peer:x}")]
@@ -306,10 +350,9 @@ impl Sender {
         }
     }
 
-    async fn connect(&self, url: &Url) -> Result<TcpStream, SendError> {
+    async fn connect(&self, url: &Url) -> Result<Box<dyn PeerIo>, SendError> {
         let dial = async {
-            let mut stream = TcpStream::connect(url.socket_address()).await?;
-            stream.set_nodelay(true)?;
+            let mut stream = dial(url, self.tls.as_ref()).await?;
             let mut hello = Vec::with_capacity(32);
             hello.extend_from_slice(MAGIC);
             hello.extend_from_slice(&self.from.to_be_bytes());
@@ -326,6 +369,7 @@ impl Sender {
             ANSWER_OK => Ok(stream),
             ANSWER_CLUSTER_MISMATCH => Err(SendError::ClusterMismatch { peer: self.to }),
             ANSWER_WRONG_MEMBER => Err(SendError::WrongMember { peer: self.to }),
+            ANSWER_TLS_REQUIRED => Err(SendError::TlsRequired),
             other => Err(SendError::BadAnswer(other)),
         }
     }
@@ -333,10 +377,10 @@ impl Sender {
     /// Writes queued messages until the queue closes (`Ok`) or the stream breaks.
     async fn write_loop(
         &self,
-        stream: TcpStream,
+        stream: Box<dyn PeerIo>,
         queue: &mut mpsc::Receiver<Message>,
     ) -> Result<(), SendError> {
-        let (mut read_half, write_half) = stream.into_split();
+        let (mut read_half, write_half) = tokio::io::split(stream);
         let mut writer = BufWriter::with_capacity(256 * 1024, write_half);
         let mut probe = [0u8; 1];
         loop {
@@ -366,7 +410,7 @@ impl Sender {
 
     async fn write_timed(
         &self,
-        writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+        writer: &mut PeerWriter,
         message: Message,
     ) -> Result<(), SendError> {
         let limit = if message.kind == MessageKind::Snap {
@@ -381,7 +425,7 @@ impl Sender {
 
     async fn write_frame(
         &self,
-        writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+        writer: &mut PeerWriter,
         message: &Message,
     ) -> Result<(), SendError> {
         let bytes = message.encode();
@@ -419,6 +463,41 @@ impl Sender {
     }
 }
 
+/// The buffered write side of a stream to a peer.
+type PeerWriter = BufWriter<tokio::io::WriteHalf<Box<dyn PeerIo>>>;
+
+/// Connects to `url`: TCP, then TLS with `tls` for an `https://` URL.
+async fn dial(url: &Url, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Box<dyn PeerIo>, SendError> {
+    if url.scheme != Scheme::Https {
+        let stream = TcpStream::connect(url.socket_address()).await?;
+        stream.set_nodelay(true)?;
+        return Ok(Box::new(stream));
+    }
+    let config = tls.ok_or(SendError::NoTls)?;
+    let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|error| {
+        SendError::Handshake(std::io::Error::other(format!(
+            "{:?} is not a valid server name: {error}",
+            url.host
+        )))
+    })?;
+    let stream = TcpStream::connect(url.socket_address()).await?;
+    stream.set_nodelay(true)?;
+    let stream = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|error| {
+            if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                // An http:// listener closes on a TLS handshake.
+                SendError::Handshake(std::io::Error::other(
+                    "the peer closed the connection (does it serve this URL as http://?)",
+                ))
+            } else {
+                SendError::Handshake(error)
+            }
+        })?;
+    Ok(Box::new(stream))
+}
+
 /// The snapshot file a Raft snapshot's data names, if it is a plain file name.
 pub fn snapshot_file_name(data: &[u8]) -> Option<&str> {
     let name = std::str::from_utf8(data).ok()?;
@@ -431,7 +510,14 @@ pub fn snapshot_file_name(data: &[u8]) -> Option<&str> {
 }
 
 /// Serves the peer port: Raft streams go to `node`, every other connection to `http`.
-pub async fn serve(listener: TcpListener, node: NodeHandle, http: axum::Router) {
+/// With `tls` (an `https://` listen URL), every connection must open with a TLS
+/// handshake, and what it carries is classified after the handshake.
+pub async fn serve(
+    listener: TcpListener,
+    node: NodeHandle,
+    http: axum::Router,
+    tls: Option<TlsAcceptor>,
+) {
     let local_addr = listener.local_addr().ok();
     let (http_sender, http_receiver) = mpsc::channel(64);
     let Some(transport) = node.transport.clone() else {
@@ -455,27 +541,63 @@ pub async fn serve(listener: TcpListener, node: NodeHandle, http: axum::Router) 
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
         let node = node.clone();
         let transport = transport.clone();
         let http_sender = http_sender.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            match is_raft_stream(&stream).await {
-                Some(true) => {
-                    if let Err(error) = receive(stream, &node, &transport).await {
+            let stream: Box<dyn PeerIo> = match (opening(&stream).await, tls) {
+                (None, _) => return,
+                (Some(Opening::Raft), None) => {
+                    if let Err(error) = receive(Box::new(stream), &node, &transport).await {
                         tracing::debug!("rafthttp: stream from {addr} ended: {error}");
                     }
+                    return;
                 }
-                Some(false) => {
-                    let _ = http_sender.send((stream, addr)).await;
+                (Some(Opening::Other), None) => Box::new(stream),
+                (Some(Opening::Tls), None) => {
+                    tracing::warn!(
+                        "rafthttp: rejected a TLS connection from {addr}: this peer URL is http:// (the sender names it https://)"
+                    );
+                    return;
                 }
-                None => {}
+                (Some(opening), Some(acceptor)) => {
+                    match accept_tls(stream, addr, opening, &acceptor).await {
+                        Some(stream) => stream,
+                        None => return,
+                    }
+                }
+            };
+            let Ok(Ok(head)) = tokio::time::timeout(CLASSIFY_TIMEOUT, read_head(stream)).await
+            else {
+                return;
+            };
+            if head.head == MAGIC {
+                if let Err(error) = receive(Box::new(head), &node, &transport).await {
+                    tracing::debug!("rafthttp: stream from {addr} ended: {error}");
+                }
+            } else {
+                let head: Box<dyn PeerIo> = Box::new(head);
+                let _ = http_sender.send((head, addr)).await;
             }
         });
     }
 }
 
-/// Whether the connection opens with [`MAGIC`] (`None`: closed or silent too long).
-async fn is_raft_stream(stream: &TcpStream) -> Option<bool> {
+/// How an accepted connection opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// With [`MAGIC`].
+    Raft,
+    /// With a TLS handshake record.
+    Tls,
+    /// With anything else (HTTP).
+    Other,
+}
+
+/// How the connection opens (`None`: closed or silent too long).
+async fn opening(stream: &TcpStream) -> Option<Opening> {
     let mut head = [0u8; MAGIC.len()];
     let peek = async {
         loop {
@@ -483,8 +605,15 @@ async fn is_raft_stream(stream: &TcpStream) -> Option<bool> {
             if n == 0 {
                 return None;
             }
+            if head[0] == TLS_HANDSHAKE {
+                return Some(Opening::Tls);
+            }
             if n >= MAGIC.len() || head[..n] != MAGIC[..n] {
-                return Some(head[..n] == MAGIC[..]);
+                return Some(if head[..n] == MAGIC[..] {
+                    Opening::Raft
+                } else {
+                    Opening::Other
+                });
             }
             // A prefix of the magic: wait for more bytes.
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -493,13 +622,116 @@ async fn is_raft_stream(stream: &TcpStream) -> Option<bool> {
     tokio::time::timeout(CLASSIFY_TIMEOUT, peek).await.ok()?
 }
 
+/// Completes the TLS handshake of a connection to an `https://` listener; a connection
+/// that does not open with one is refused (a plain Raft handshake is told so) and logged
+/// as etcd logs it.
+async fn accept_tls(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    opening: Opening,
+    acceptor: &TlsAcceptor,
+) -> Option<Box<dyn PeerIo>> {
+    let rejected = |error: &dyn std::fmt::Display| {
+        tracing::info!(
+            "embed: rejected connection from \"{addr}\" (error \"{error}\", ServerName \"\")"
+        );
+    };
+    if opening != Opening::Tls {
+        rejected(&"tls: first record does not look like a TLS handshake");
+        if opening == Opening::Raft {
+            tracing::warn!(
+                "rafthttp: a member at {addr} dialled this https:// peer URL without TLS (it names the URL http://)"
+            );
+            let _ = stream.write_u8(ANSWER_TLS_REQUIRED).await;
+        }
+        return None;
+    }
+    match tokio::time::timeout(IO_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(error)) => {
+            rejected(&error);
+            None
+        }
+        Err(_) => {
+            rejected(&"TLS handshake timeout");
+            None
+        }
+    }
+}
+
+/// A stream whose first bytes were read to classify it, handed on with them.
+struct Head {
+    head: Vec<u8>,
+    read: usize,
+    inner: Box<dyn PeerIo>,
+}
+
+/// Reads the first bytes of `stream`: up to [`MAGIC`]'s length while they match it.
+async fn read_head(mut stream: Box<dyn PeerIo>) -> std::io::Result<Head> {
+    let mut head = Vec::with_capacity(MAGIC.len());
+    let mut buffer = [0u8; MAGIC.len()];
+    while head.len() < MAGIC.len() && MAGIC.starts_with(&head) {
+        let n = stream.read(&mut buffer[..MAGIC.len() - head.len()]).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..n]);
+    }
+    Ok(Head {
+        head,
+        read: 0,
+        inner: stream,
+    })
+}
+
+impl AsyncRead for Head {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.read < this.head.len() {
+            let rest = &this.head[this.read..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.read += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Head {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Reads one Raft stream and steps its messages into the node.
 async fn receive(
-    mut stream: TcpStream,
+    mut stream: Box<dyn PeerIo>,
     node: &NodeHandle,
     transport: &Transport,
 ) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
     let mut hello = [0u8; 32];
     tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut hello))
         .await
@@ -600,12 +832,12 @@ async fn receive_snapshot_file(
 
 /// The peer port's HTTP connections, as classified by [`serve`].
 struct HttpListener {
-    accepted: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    accepted: mpsc::Receiver<(Box<dyn PeerIo>, SocketAddr)>,
     addr: SocketAddr,
 }
 
 impl axum::serve::Listener for HttpListener {
-    type Io = TcpStream;
+    type Io = Box<dyn PeerIo>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -628,14 +860,14 @@ impl axum::serve::Listener for HttpListener {
 /// A message when the leader is unknown or unreachable, or refused.
 pub async fn forward_lease_renew(node: &NodeHandle, id: i64) -> Result<i64, String> {
     let leader = node.status.leader.load(Ordering::Relaxed);
-    let urls = node
-        .transport
-        .as_ref()
-        .and_then(|transport| transport.peer_urls(leader))
+    let transport = node.transport.as_ref().ok_or_else(|| "no leader".to_owned())?;
+    let urls = transport
+        .peer_urls(leader)
         .ok_or_else(|| "no leader".to_owned())?;
     let mut last_error = String::from("no peer URL");
     for url in urls {
-        match tokio::time::timeout(IO_TIMEOUT, lease_renew_request(&url, id)).await {
+        let request = lease_renew_request(&url, transport.inner.tls.as_ref(), id);
+        match tokio::time::timeout(IO_TIMEOUT, request).await {
             Ok(Ok(ttl)) => return Ok(ttl),
             Ok(Err(error)) => last_error = error,
             Err(_) => last_error = format!("{url}: timed out"),
@@ -648,11 +880,15 @@ pub async fn forward_lease_renew(node: &NodeHandle, id: i64) -> Result<i64, Stri
 /// as decimal text).
 pub const LEASE_RENEW_PATH: &str = "/oxetcd/lease/renew";
 
-async fn lease_renew_request(url: &Url, id: i64) -> Result<i64, String> {
+async fn lease_renew_request(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    id: i64,
+) -> Result<i64, String> {
     let address = url.socket_address();
-    let mut stream = TcpStream::connect(&address)
+    let mut stream = dial(url, tls)
         .await
-        .map_err(|error| format!("{address}: {error}"))?;
+        .map_err(|error| format!("{url}: {error}"))?;
     let body = id.to_string();
     let request = format!(
         "POST {LEASE_RENEW_PATH} HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\n\
@@ -664,10 +900,13 @@ async fn lease_renew_request(url: &Url, id: i64) -> Result<i64, String> {
         .await
         .map_err(|error| error.to_string())?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|error| error.to_string())?;
+    match stream.read_to_end(&mut response).await {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify after a whole answer.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+        }
+        Err(error) => return Err(error.to_string()),
+    }
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")

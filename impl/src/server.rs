@@ -78,6 +78,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         client_tls,
         &config.data_dir,
         &config.listen_client_urls,
+        &config.cipher_suites,
     )?;
     let listeners = tls::bind_all(
         tls::Side::Client,
@@ -86,29 +87,22 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         client_tls.client_cert_auth,
     )
     .await?;
-    // The peer TLS flags are checked; the hook for peer TLS is here: `crate::peer` dials
-    // and serves plain TCP only, so a configured peer TLS is refused.
+    tls::warn_cipher_suites(&config.cipher_suites);
     let peer_tls = tls::peer_tls(&config)?;
-    if peer_tls.is_some()
-        || config
-            .listen_peer_urls
-            .iter()
-            .chain(&config.initial_advertise_peer_urls)
-            .any(|url| url.scheme.is_tls())
-    {
-        anyhow::bail!(
-            "peer TLS (--peer-cert-file/--peer-key-file/--peer-auto-tls, https peer URLs) \
-             is not served by the peer transport yet"
-        );
-    }
     let mut peer_listeners = Vec::new();
     for listen in &config.listen_peer_urls {
         let address = listen.socket_address();
-        peer_listeners.push(
+        let acceptor = tls::peer_acceptor(
+            listen,
+            peer_tls.as_ref(),
+            config.peer_tls.client_cert_auth,
+        )?;
+        peer_listeners.push((
             tokio::net::TcpListener::bind(&address)
                 .await
                 .map_err(|error| anyhow::anyhow!("listen tcp {address}: {error}"))?,
-        );
+            acceptor,
+        ));
     }
     for (flag, value) in &config.accepted_only {
         tracing::warn!(
@@ -199,8 +193,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .conf_state()
             .voters
             .contains(&NodeId(identity.member_id));
-    let transport =
-        crate::peer::Transport::new(identity.member_id, identity.cluster_id, data.snap_dir());
+    let transport = crate::peer::Transport::with_tls(
+        identity.member_id,
+        identity.cluster_id,
+        data.snap_dir(),
+        peer_tls.and_then(|tls| tls.client),
+    );
     for (_, urls) in &config.initial_cluster {
         transport.set_peer(member_id(urls, &config.initial_cluster_token), urls.clone());
     }
@@ -259,7 +257,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             }
         });
     }
-    for listener in peer_listeners {
+    for (listener, acceptor) in peer_listeners {
         // The peer port carries the Raft streams and answers HTTP (/version, lease
         // forwarding) on the same listener.
         let peer_router = crate::http::router(crate::http::HttpState {
@@ -269,7 +267,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         })
         .merge(crate::peer::router(handle.clone()))
         .merge(crate::v3::lease::peer_router(handle.clone()));
-        tokio::spawn(crate::peer::serve(listener, handle.clone(), peer_router));
+        tokio::spawn(crate::peer::serve(
+            listener,
+            handle.clone(),
+            peer_router,
+            acceptor,
+        ));
     }
     announce(&config, &handle, &serving).await;
     Ok(Server {

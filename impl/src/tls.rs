@@ -12,10 +12,19 @@
 //! is served in the clear or over TLS according to its first byte (a TLS handshake record
 //! starts with 0x16). Unlike etcd 3.4.23, plain gRPC also works on such a mixed port.
 //!
-//! The peer flags (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
-//! `--peer-client-cert-auth`, `--peer-auto-tls`) are read and checked with the same rules
-//! at start-up; [`peer_tls`] gives the server and client configurations the peer
-//! transport uses.
+//! The peer port is served the same way (`--peer-cert-file`, `--peer-key-file`,
+//! `--peer-trusted-ca-file`, `--peer-client-cert-auth`, `--peer-auto-tls` under
+//! `<data-dir>/fixtures/peer`, `--peer-crl-file`, `--peer-cert-allowed-cn`): [`peer_tls`]
+//! gives the server configuration of `https://` peer listeners and the client
+//! configuration `crate::peer` dials `https://` peer URLs with. As in etcd, a generated
+//! (auto-TLS) pair drops the trusted CA and client certificate auth, and members with
+//! generated pairs do not check each other's certificates.
+//!
+//! `--cipher-suites` takes Go's suite names as etcd 3.4.23 does (an unknown name is
+//! refused at start-up) and, as in Go, restricts the TLS 1.2 suites only: TLS 1.3 keeps
+//! its three suites. Of the TLS 1.2 names, rustls offers the ECDHE suites with AES-GCM or
+//! ChaCha20-Poly1305; the others (CBC, RC4, 3DES, RSA key exchange) are ignored with a
+//! warning, and a list with none of the offered ones leaves TLS 1.3 alone.
 
 use std::io;
 use std::net::SocketAddr;
@@ -146,54 +155,313 @@ fn trusted_roots(prefix: &str, ca_file: &Path) -> anyhow::Result<Arc<rustls::Roo
     Ok(Arc::new(roots))
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The names `--cipher-suites` accepts: Go's TLS suite names, as etcd 3.4.23 takes them
+/// (with the two ChaCha20 names Go had before it added `_SHA256`).
+const CIPHER_SUITE_NAMES: &[&str] = &[
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
+
+/// Parses `--cipher-suites` (comma-separated, nothing trimmed, as etcd reads it).
+///
+/// # Errors
+/// etcd's text for the first name it does not know.
+pub fn parse_cipher_suites(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(|name| {
+            if CIPHER_SUITE_NAMES.contains(&name) {
+                Ok(name.to_owned())
+            } else {
+                Err(format!("unexpected TLS cipher suite {name:?}"))
+            }
+        })
+        .collect()
+}
+
+/// The rustls TLS 1.2 suite a `--cipher-suites` name stands for, if rustls has it.
+fn tls12_suite(name: &str) -> Option<rustls::SupportedCipherSuite> {
+    let name = match name {
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        }
+        other => other,
+    };
+    rustls::crypto::ring::DEFAULT_CIPHER_SUITES
+        .iter()
+        .find(|suite| {
+            matches!(suite, rustls::SupportedCipherSuite::Tls12(_))
+                && suite.suite().as_str() == Some(name)
+        })
+        .copied()
+}
+
+/// Logs the `--cipher-suites` names that have no effect: TLS 1.2 suites rustls does not
+/// offer, and TLS 1.3 suites (always enabled, as in Go).
+pub fn warn_cipher_suites(names: &[String]) {
+    for name in names {
+        if tls12_suite(name).is_some() {
+            continue;
+        }
+        let tls13 = format!("TLS13_{}", name.strip_prefix("TLS_").unwrap_or(name));
+        if rustls::crypto::ring::DEFAULT_CIPHER_SUITES
+            .iter()
+            .any(|suite| suite.suite().as_str() == Some(tls13.as_str()))
+        {
+            tracing::info!(
+                "embed: cipher suite {name} is a TLS 1.3 suite: TLS 1.3 suites are not configurable and always enabled"
+            );
+        } else {
+            tracing::warn!(
+                "embed: cipher suite {name} is not available in oxetcd (TLS 1.2 is offered with ECDHE and AES-GCM or ChaCha20-Poly1305 only); ignored"
+            );
+        }
+    }
+}
+
+/// The crypto provider for `--cipher-suites` (empty: rustls' defaults): the TLS 1.2 suites
+/// named, in the order named, and every TLS 1.3 suite.
+fn provider(cipher_suites: &[String]) -> Arc<rustls::crypto::CryptoProvider> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !cipher_suites.is_empty() {
+        let mut suites: Vec<rustls::SupportedCipherSuite> = provider
+            .cipher_suites
+            .iter()
+            .filter(|suite| matches!(suite, rustls::SupportedCipherSuite::Tls13(_)))
+            .copied()
+            .collect();
+        for suite in cipher_suites.iter().filter_map(|name| tls12_suite(name)) {
+            if !suites.contains(&suite) {
+                suites.push(suite);
+            }
+        }
+        provider.cipher_suites = suites;
+    }
+    Arc::new(provider)
+}
+
+/// TLS 1.3 only: what a `--cipher-suites` list without a usable TLS 1.2 suite leaves.
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// The protocol versions `provider` has suites for.
+fn versions(
+    provider: &rustls::crypto::CryptoProvider,
+) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    if provider
+        .cipher_suites
+        .iter()
+        .any(|suite| matches!(suite, rustls::SupportedCipherSuite::Tls12(_)))
+    {
+        rustls::DEFAULT_VERSIONS
+    } else {
+        TLS13_ONLY
+    }
+}
+
+/// The certificate revocation lists of a `--*-crl-file` (PEM, or one DER list).
+fn revocation_lists(
+    prefix: &str,
+    crl_file: &Path,
+) -> anyhow::Result<Vec<rustls::pki_types::CertificateRevocationListDer<'static>>> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    let flag = if prefix == "--" {
+        "--client-crl-file"
+    } else {
+        "--peer-crl-file"
+    };
+    let context = || format!("{flag} {}", crl_file.display());
+    let pem: Vec<_> = CertificateRevocationListDer::pem_file_iter(crl_file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .with_context(context)?;
+    if !pem.is_empty() {
+        return Ok(pem);
+    }
+    let der = std::fs::read(crl_file).with_context(context)?;
+    Ok(vec![CertificateRevocationListDer::from(der)])
+}
+
+/// Checks the other side's certificate against `--*trusted-ca-file` (and the revocation
+/// list, and the allowed CommonName), or `None` when no CA is given.
+fn client_verifier(
+    prefix: &str,
+    files: &TlsFiles,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> anyhow::Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>> {
+    let Some(ca_file) = &files.trusted_ca_file else {
+        return Ok(None);
+    };
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(trusted_roots(prefix, ca_file)?, provider.clone());
+    if let Some(crl_file) = &files.crl_file {
+        builder = builder
+            .with_crls(revocation_lists(prefix, crl_file)?)
+            .allow_unknown_revocation_status();
+    }
+    let verifier = builder
+        .build()
+        .with_context(|| format!("{prefix}trusted-ca-file {}", ca_file.display()))?;
+    Ok(Some(match &files.allowed_cn {
+        Some(allowed) => Arc::new(AllowedCommonName {
+            inner: verifier,
+            allowed: allowed.clone(),
+        }),
+        None => verifier,
+    }))
+}
+
+/// `--peer-cert-allowed-cn`: a verified client certificate must also carry this subject
+/// CommonName.
+#[derive(Debug)]
+struct AllowedCommonName {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    allowed: String,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AllowedCommonName {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if common_name(end_entity.as_ref()).as_deref() == Some(self.allowed.as_str()) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(io::Error::other(
+                    "client certificate authentication failed",
+                )))),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The TLS server configuration for one side, or `None` when no certificate is
-/// configured. Logs etcd's `embed: ClientTLS: …` line.
+/// configured. Logs etcd's `embed: ClientTLS: …` (or `peerTLS`) line.
 ///
 /// # Errors
-/// Unreadable or invalid certificate, key or CA files, a certificate without its key, a
-/// self-signed pair that cannot be written, or client certificate auth on an `https://`
-/// URL without `--trusted-ca-file` to check the certificates against.
+/// Unreadable or invalid certificate, key, CA or revocation list files, a certificate
+/// without its key, a self-signed pair that cannot be written, or client certificate auth
+/// on an `https://` URL without `--trusted-ca-file` to check the certificates against.
 pub fn server_config(
     side: Side,
     files: &TlsFiles,
     data_dir: &Path,
     listen: &[Url],
+    cipher_suites: &[String],
 ) -> anyhow::Result<Option<Arc<ServerConfig>>> {
-    let prefix = side.flag_prefix();
     let Some(identity) = identity(side, files, data_dir, listen)? else {
         return Ok(None);
     };
+    server_config_for(side, files, identity, listen, cipher_suites).map(Some)
+}
+
+/// What a generated pair keeps of `files`: etcd drops the trusted CA, the revocation
+/// list and client certificate auth along with the files it replaces.
+fn effective(files: &TlsFiles, identity: &Identity) -> TlsFiles {
+    if identity.self_signed {
+        TlsFiles {
+            auto_tls: true,
+            ..TlsFiles::default()
+        }
+    } else {
+        files.clone()
+    }
+}
+
+fn server_config_for(
+    side: Side,
+    files: &TlsFiles,
+    identity: Identity,
+    listen: &[Url],
+    cipher_suites: &[String],
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let prefix = side.flag_prefix();
+    let files = &effective(files, &identity);
     let title = match side {
         Side::Client => "ClientTLS",
-        Side::Peer => "PeerTLS",
+        Side::Peer => "peerTLS",
+    };
+    let shown = |path: &Option<PathBuf>| {
+        path.as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     };
     tracing::info!(
-        "embed: {title}: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = ",
+        "embed: {title}: cert = {}, key = {}, trusted-ca = {}, client-cert-auth = {}, crl-file = {}",
         identity.cert_file.display(),
         identity.key_file.display(),
-        files
-            .trusted_ca_file
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        files.client_cert_auth
+        shown(&files.trusted_ca_file),
+        files.client_cert_auth,
+        shown(&files.crl_file),
     );
-    let builder =
-        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
-    let builder = match &files.trusted_ca_file {
-        Some(ca_file) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                trusted_roots(prefix, ca_file)?,
-                provider(),
-            )
-            .build()
-            .with_context(|| format!("{prefix}trusted-ca-file {}", ca_file.display()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let provider = provider(cipher_suites);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions(&provider))?;
+    let builder = match client_verifier(prefix, files, &provider)? {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
         None if files.client_cert_auth && listen.iter().any(|url| url.scheme.is_tls()) => {
             anyhow::bail!(
                 "{prefix}client-cert-auth needs {prefix}trusted-ca-file (the CA that signs client certificates)"
@@ -205,57 +473,105 @@ pub fn server_config(
         .with_single_cert(identity.certs, identity.key)
         .with_context(|| format!("{prefix}cert-file/{prefix}key-file"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// TLS for the peer port: what a member serves and what it presents when it dials
 /// another member.
 #[derive(Debug, Clone)]
 pub struct PeerTls {
-    /// Serves the peer port (asks for and checks a client certificate against
+    /// Serves `https://` peer listeners (asks for and checks a client certificate against
     /// `--peer-trusted-ca-file` when one is given).
     pub server: Arc<ServerConfig>,
-    /// Dials other members: presents this member's peer certificate and checks theirs
-    /// against `--peer-trusted-ca-file`; with `--peer-auto-tls` (and no CA) their
-    /// certificates are not checked, as etcd does.
-    pub client: Arc<rustls::ClientConfig>,
+    /// Dials `https://` peer URLs: presents this member's peer certificate and checks the
+    /// other member's against `--peer-trusted-ca-file`; with `--peer-auto-tls` their
+    /// certificates are not checked, as etcd does. `None` when certificates are given
+    /// without a CA to check other members' certificates against.
+    pub client: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// The peer TLS configuration from `--peer-*` flags, or `None` when the peer port is not
-/// TLS (no peer certificate and no `--peer-auto-tls`).
+/// The peer TLS configuration from `--peer-*` flags and `--cipher-suites`, or `None` when
+/// no peer certificate is configured (no files and no `--peer-auto-tls`).
 ///
 /// # Errors
-/// As [`server_config`], and certificates (not generated) without
-/// `--peer-trusted-ca-file` to check other members' certificates against.
+/// As [`server_config`].
 pub fn peer_tls(config: &crate::config::Config) -> anyhow::Result<Option<PeerTls>> {
     let files = &config.peer_tls;
     let listen = &config.listen_peer_urls;
-    let Some(server) = server_config(Side::Peer, files, &config.data_dir, listen)? else {
-        return Ok(None);
-    };
     let Some(identity) = identity(Side::Peer, files, &config.data_dir, listen)? else {
         return Ok(None);
     };
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
+    let certs = identity.certs.clone();
+    let key = identity.key.clone_key();
+    let self_signed = identity.self_signed;
+    let server = server_config_for(Side::Peer, files, identity, listen, &config.cipher_suites)?;
+    let provider = provider(&config.cipher_suites);
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions(&provider))?;
     let builder = match &files.trusted_ca_file {
-        Some(ca_file) => builder.with_root_certificates(trusted_roots("--peer-", ca_file)?),
-        None if identity.self_signed => builder
+        _ if self_signed => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(UncheckedServerCert(provider()))),
-        None => anyhow::bail!(
-            "--peer-trusted-ca-file is needed to check other members' certificates \
-             (or use --peer-auto-tls)"
-        ),
+            .with_custom_certificate_verifier(Arc::new(UncheckedServerCert(provider))),
+        Some(ca_file) => builder.with_root_certificates(trusted_roots("--peer-", ca_file)?),
+        None => return Ok(Some(PeerTls {
+            server,
+            client: None,
+        })),
     };
-    let mut client = builder
-        .with_client_auth_cert(identity.certs, identity.key)
+    let client = builder
+        .with_client_auth_cert(certs, key)
         .context("--peer-cert-file/--peer-key-file")?;
-    client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(PeerTls {
         server,
-        client: Arc::new(client),
+        client: Some(Arc::new(client)),
     }))
+}
+
+/// The TLS acceptor of one `--listen-peer-urls` URL: `None` for `http://` (with etcd's
+/// warnings when peer certificates or client certificate auth are configured).
+///
+/// # Errors
+/// An `https://` URL without a peer certificate (etcd's text), or a Unix socket URL.
+pub fn peer_acceptor(
+    url: &Url,
+    tls: Option<&PeerTls>,
+    client_cert_auth: bool,
+) -> anyhow::Result<Option<TlsAcceptor>> {
+    match url.scheme {
+        Scheme::Https => match tls {
+            Some(tls) => Ok(Some(TlsAcceptor::from(tls.server.clone()))),
+            None => anyhow::bail!(
+                "cannot listen on TLS for {}: KeyFile and CertFile are not presented",
+                url.socket_address()
+            ),
+        },
+        Scheme::Http => {
+            warn_plain_url(Side::Peer, url, tls.is_some(), client_cert_auth);
+            Ok(None)
+        }
+        Scheme::Unix | Scheme::Unixs => {
+            anyhow::bail!("listening on {url} is not supported yet (only http:// and https:// URLs)")
+        }
+    }
+}
+
+/// etcd's warnings for an `http://` URL when certificates or client certificate auth
+/// are configured for its side.
+fn warn_plain_url(side: Side, url: &Url, certificates: bool, client_cert_auth: bool) {
+    let prefix = side.flag_prefix();
+    if certificates {
+        tracing::warn!(
+            "embed: The scheme of {} url {url} is HTTP while peer key/cert files are presented. Ignored {}key/cert files.",
+            side.name(),
+            if side == Side::Peer { "peer " } else { "" }
+        );
+    }
+    if client_cert_auth {
+        tracing::warn!(
+            "embed: The scheme of {} url {url} is HTTP while client cert auth ({prefix}client-cert-auth) is enabled. Ignored client cert auth for this url.",
+            side.name()
+        );
+    }
 }
 
 /// Accepts any server certificate (signatures are still checked): what etcd does for
@@ -399,20 +715,7 @@ pub async fn bind_all(
     let mut by_address: Vec<(String, bool, bool)> = Vec::new();
     for url in urls {
         match url.scheme {
-            Scheme::Http => {
-                if tls.is_some() {
-                    tracing::warn!(
-                        "embed: The scheme of {} url {url} is HTTP while peer key/cert files are presented. Ignored key/cert files.",
-                        side.name()
-                    );
-                }
-                if client_cert_auth {
-                    tracing::warn!(
-                        "embed: The scheme of {} url {url} is HTTP while client cert auth ({prefix}client-cert-auth) is enabled. Ignored client cert auth for this url.",
-                        side.name()
-                    );
-                }
-            }
+            Scheme::Http => warn_plain_url(side, url, tls.is_some(), client_cert_auth),
             Scheme::Https => {
                 if tls.is_none() {
                     anyhow::bail!(
@@ -756,12 +1059,12 @@ mod tests {
             ..TlsFiles::default()
         };
         let urls = Url::parse_list("https://127.0.0.1:2379,https://localhost:2379").unwrap();
-        let config = server_config(Side::Client, &files, dir.path(), &urls).unwrap();
+        let config = server_config(Side::Client, &files, dir.path(), &urls, &[]).unwrap();
         assert!(config.is_some());
         let cert = dir.path().join("fixtures/client/cert.pem");
         let first = std::fs::read(&cert).unwrap();
         assert!(String::from_utf8_lossy(&first).starts_with("-----BEGIN CERTIFICATE-----"));
-        server_config(Side::Client, &files, dir.path(), &urls).unwrap();
+        server_config(Side::Client, &files, dir.path(), &urls, &[]).unwrap();
         assert_eq!(
             std::fs::read(&cert).unwrap(),
             first,
@@ -812,20 +1115,63 @@ mod tests {
             panic!("not a serve invocation");
         };
         let peer = peer_tls(&config).unwrap().unwrap();
-        assert!(peer.client.client_auth_cert_resolver.has_certs());
+        assert!(peer.client.unwrap().client_auth_cert_resolver.has_certs());
         assert!(dir.path().join("fixtures/peer/cert.pem").is_file());
+    }
+
+    #[test]
+    fn cipher_suites_restrict_tls_1_2_only() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let suites = |provider: &rustls::crypto::CryptoProvider| {
+            provider
+                .cipher_suites
+                .iter()
+                .filter_map(|suite| suite.suite().as_str())
+                .collect::<Vec<_>>()
+        };
+        let default = provider(&[]);
+        assert_eq!(versions(&default).len(), 2);
+        let chosen = provider(&names(&[
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+            "TLS_RSA_WITH_AES_128_CBC_SHA",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        ]));
+        let chosen_names = suites(&chosen);
+        assert_eq!(
+            chosen_names
+                .iter()
+                .filter(|name| !name.starts_with("TLS13_"))
+                .collect::<Vec<_>>(),
+            [
+                &"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                &"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+        assert_eq!(
+            chosen_names.iter().filter(|n| n.starts_with("TLS13_")).count(),
+            3
+        );
+        assert_eq!(versions(&chosen).len(), 2);
+        // No TLS 1.2 suite rustls has: TLS 1.3 only.
+        let none = provider(&names(&["TLS_RSA_WITH_AES_128_CBC_SHA"]));
+        assert_eq!(versions(&none).len(), 1);
+        assert!(parse_cipher_suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").is_ok());
+        assert_eq!(
+            parse_cipher_suites("TLS_AES_128_GCM_SHA256,nope").unwrap_err(),
+            "unexpected TLS cipher suite \"nope\""
+        );
     }
 
     #[test]
     fn no_files_means_no_tls_and_half_a_pair_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let none = server_config(Side::Client, &TlsFiles::default(), dir.path(), &[]).unwrap();
+        let none = server_config(Side::Client, &TlsFiles::default(), dir.path(), &[], &[]).unwrap();
         assert!(none.is_none());
         let half = TlsFiles {
             cert_file: Some(dir.path().join("c.pem")),
             ..TlsFiles::default()
         };
-        let error = server_config(Side::Peer, &half, dir.path(), &[]).unwrap_err();
+        let error = server_config(Side::Peer, &half, dir.path(), &[], &[]).unwrap_err();
         assert!(
             error
                 .to_string()

@@ -13,97 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::{etcdctl_path, free_port};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-
-/// PEM files of a test CA, a server certificate for 127.0.0.1 and client certificates.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    /// Writes `ca.pem`, `server.pem`/`server.key` and one `<cn>.pem`/`<cn>.key` client
-    /// pair per name in `clients` under `dir`.
-    fn new(dir: &Path, clients: &[&str]) -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "oxetcd test CA");
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let leaf = |name: &str, sans: Vec<String>, usage: Vec<ExtendedKeyUsagePurpose>| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(sans).unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.extended_key_usages = usage;
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-        };
-        leaf(
-            "server",
-            vec!["127.0.0.1".to_owned()],
-            vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
-        );
-        for name in clients {
-            leaf(name, Vec::new(), vec![ExtendedKeyUsagePurpose::ClientAuth]);
-        }
-        Pki {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).to_str().unwrap().to_owned()
-    }
-
-    /// `--cert-file`/`--key-file` for the server pair.
-    fn server_flags(&self) -> Vec<String> {
-        vec![
-            "--cert-file".into(),
-            self.path("server.pem"),
-            "--key-file".into(),
-            self.path("server.key"),
-        ]
-    }
-
-    /// etcdctl's `--cacert` and, for `client`, `--cert`/`--key`.
-    fn etcdctl_flags(&self, client: Option<&str>) -> Vec<String> {
-        let mut flags = vec![format!("--cacert={}", self.path("ca.pem"))];
-        if let Some(name) = client {
-            flags.push(format!("--cert={}", self.path(&format!("{name}.pem"))));
-            flags.push(format!("--key={}", self.path(&format!("{name}.key"))));
-        }
-        flags
-    }
-
-    /// curl's `--cacert` and, for `client`, `--cert`/`--key`.
-    fn curl_flags(&self, client: Option<&str>) -> Vec<String> {
-        let mut flags = vec!["--cacert".into(), self.path("ca.pem")];
-        if let Some(name) = client {
-            flags.extend([
-                "--cert".into(),
-                self.path(&format!("{name}.pem")),
-                "--key".into(),
-                self.path(&format!("{name}.key")),
-            ]);
-        }
-        flags
-    }
-}
 
 /// A running `oxetcd` with the client URLs a test chose; killed on drop.
 struct TlsServer {
@@ -546,4 +457,49 @@ fn an_https_url_without_certificates_is_refused_and_an_http_url_ignores_them_wit
     assert_eq!(server.ok("http", &[], &["put", "k", "v"]).trim(), "OK");
     let https = server.etcdctl("https", &pki.etcdctl_flags(None), &["get", "k"]);
     assert!(!https.status.success());
+}
+
+#[test]
+fn cipher_suites_restrict_tls_1_2_and_an_unknown_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = strings(&[
+        "--auto-tls",
+        "--cipher-suites",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_NOPE",
+    ]);
+    let Err((output, log)) = spawn(dir.path(), "https://127.0.0.1:{port}", &unknown) else {
+        panic!("oxetcd started with an unknown cipher suite");
+    };
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("unexpected TLS cipher suite \"TLS_NOPE\""),
+        "{log}"
+    );
+
+    // The test CA's keys are ECDSA: of the two TLS 1.2 suites named, rustls has the
+    // first; the CBC one is ignored with a warning.
+    let pki = Pki::new(dir.path(), &[]);
+    let mut flags = pki.server_flags();
+    flags.extend(strings(&[
+        "--cipher-suites",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    ]));
+    let server = start(dir.path(), "https://127.0.0.1:{port}", &flags);
+    let log = server.log();
+    assert!(
+        log.contains("cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA is not available"),
+        "{log}"
+    );
+    let tls12 = |openssl_suite: &str| {
+        let mut tls = pki.curl_flags(None);
+        tls.extend(strings(&["--tls-max", "1.2", "--ciphers", openssl_suite]));
+        server.curl("https", &tls, "/version", None)
+    };
+    let (named, body) = tls12("ECDHE-ECDSA-AES256-GCM-SHA384");
+    assert!(named && body.contains("etcdserver"), "{body}");
+    let (other, _) = tls12("ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert!(!other, "a TLS 1.2 suite not named was negotiated");
+    // TLS 1.3 is not restricted.
+    let (tls13, body) = server.curl("https", &pki.curl_flags(None), "/version", None);
+    assert!(tls13 && body.contains("etcdserver"), "{body}");
 }

@@ -60,6 +60,11 @@ pub struct TlsFiles {
     pub client_cert_auth: bool,
     /// Generate a self-signed certificate when none is given.
     pub auto_tls: bool,
+    /// Certificate revocation list checked against the other side's certificate
+    /// (`--client-crl-file`, `--peer-crl-file`).
+    pub crl_file: Option<PathBuf>,
+    /// The CommonName the other side's certificate must carry (`--peer-cert-allowed-cn`).
+    pub allowed_cn: Option<String>,
 }
 
 impl TlsFiles {
@@ -117,6 +122,8 @@ pub struct Config {
     pub client_tls: TlsFiles,
     /// Peer TLS (`--peer-*`).
     pub peer_tls: TlsFiles,
+    /// `--cipher-suites`: Go's suite names, for client and peer TLS (empty: defaults).
+    pub cipher_suites: Vec<String>,
     /// `--auth-token` as given (`simple` or `jwt,...`).
     pub auth_token: String,
     /// `--bcrypt-cost` (4 to 31; other values fall back to 10 with a warning, as in etcd).
@@ -206,6 +213,9 @@ pub enum ConfigError {
     /// logs it as critical from `etcdmain` and exits with status 1).
     #[error("{0}")]
     Bootstrap(String),
+    /// A value etcd refuses with a message of its own (e.g. an unknown cipher suite).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ConfigError {
@@ -217,7 +227,8 @@ impl ConfigError {
             ConfigError::EnvConflict(_)
             | ConfigError::ConfigFile(_)
             | ConfigError::Verify(_)
-            | ConfigError::Bootstrap(_) => 1,
+            | ConfigError::Bootstrap(_)
+            | ConfigError::Refused(_) => 1,
         }
     }
 }
@@ -486,13 +497,29 @@ impl Reader<'_> {
                 .map(|setting| setting.key)
                 .unwrap_or("")
         };
+        let (crl_key, allowed_cn) = if prefix.is_empty() {
+            ("client-crl-file", None)
+        } else {
+            let allowed = self.text("peer-cert-allowed-cn");
+            ("peer-crl-file", (!allowed.is_empty()).then_some(allowed))
+        };
         Ok(TlsFiles {
             cert_file: self.path(key("cert-file")),
             key_file: self.path(key("key-file")),
             trusted_ca_file: self.path(key("trusted-ca-file")),
             client_cert_auth: self.boolean(key("client-cert-auth"))?,
             auto_tls: self.boolean(key("auto-tls"))?,
+            crl_file: self.path(crl_key),
+            allowed_cn,
         })
+    }
+
+    /// `--cipher-suites`: empty when not given; every name given must be one etcd knows.
+    fn cipher_suites(&self) -> Result<Vec<String>, ConfigError> {
+        if !self.given("cipher-suites") {
+            return Ok(Vec::new());
+        }
+        crate::tls::parse_cipher_suites(&self.text("cipher-suites")).map_err(ConfigError::Refused)
     }
 }
 
@@ -582,6 +609,7 @@ fn build(raw: &RawValues) -> Result<Config, ConfigError> {
         strict_reconfig_check: reader.boolean("strict-reconfig-check")?,
         client_tls: reader.tls("")?,
         peer_tls: reader.tls("peer-")?,
+        cipher_suites: reader.cipher_suites()?,
         auth_token: reader.text("auth-token"),
         bcrypt_cost: u32::try_from(reader.unsigned("bcrypt-cost")?).unwrap_or(u32::MAX),
         auth_token_ttl: reader.unsigned("auth-token-ttl")?,

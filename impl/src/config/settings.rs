@@ -340,7 +340,7 @@ pub const SETTINGS: &[Setting] = &[
         "false",
         "Enable client cert authentication.",
     ),
-    accepted(
+    used(
         "client-crl-file",
         Kind::Text,
         "",
@@ -388,7 +388,7 @@ pub const SETTINGS: &[Setting] = &[
         "",
         "Path to the peer server TLS trusted CA file.",
     ),
-    accepted(
+    used(
         "peer-cert-allowed-cn",
         Kind::Text,
         "",
@@ -406,13 +406,13 @@ pub const SETTINGS: &[Setting] = &[
         "false",
         "Peer TLS using self-generated certificates.",
     ),
-    accepted(
+    used(
         "peer-crl-file",
         Kind::Text,
         "",
         "Path to the peer certificate revocation list file.",
     ),
-    accepted(
+    used(
         "cipher-suites",
         Kind::Text,
         "",

@@ -365,3 +365,56 @@ fn cors_allows_every_origin_by_default_and_takes_urls_as_etcd_checks_them() {
             .contains("URL scheme must be")
     );
 }
+
+#[test]
+fn cipher_suites_take_gos_names_and_refuse_others_as_etcd_does() {
+    let (config, _) = serve(&[], &[]);
+    assert!(config.cipher_suites.is_empty());
+    let (config, _) = serve(
+        &[
+            "--cipher-suites",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        ],
+        &[],
+    );
+    assert_eq!(
+        config.cipher_suites,
+        [
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"
+        ]
+    );
+    let error = refuse(
+        &["--cipher-suites", "TLS_AES_128_GCM_SHA256, TLS_NOPE"],
+        &[],
+    );
+    assert_eq!(error.to_string(), "unexpected TLS cipher suite \" TLS_NOPE\"");
+    assert_eq!(error.exit_code(), 1);
+    let error = refuse(&["--cipher-suites", ""], &[]);
+    assert_eq!(error.to_string(), "unexpected TLS cipher suite \"\"");
+    // An empty environment variable is unset (etcd starts with it).
+    let (config, _) = serve(&[], &[("ETCD_CIPHER_SUITES", "")]);
+    assert!(config.cipher_suites.is_empty());
+}
+
+#[test]
+fn peer_crl_file_and_allowed_cn_are_read() {
+    let (config, _) = serve(
+        &[
+            "--peer-crl-file",
+            "/crl.pem",
+            "--peer-cert-allowed-cn",
+            "member",
+            "--client-crl-file",
+            "/client-crl.pem",
+        ],
+        &[],
+    );
+    assert_eq!(config.peer_tls.crl_file, Some(PathBuf::from("/crl.pem")));
+    assert_eq!(config.peer_tls.allowed_cn.as_deref(), Some("member"));
+    assert_eq!(
+        config.client_tls.crl_file,
+        Some(PathBuf::from("/client-crl.pem"))
+    );
+    assert_eq!(config.client_tls.allowed_cn, None);
+}

@@ -6,6 +6,9 @@
     reason = "each test binary uses a different part of the harness"
 )]
 
+pub mod cluster;
+pub mod pki;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
