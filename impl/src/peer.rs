@@ -133,12 +133,7 @@ impl Transport {
 
     /// As [`Transport::new`], dialling `https://` peer URLs with `tls` (the client side
     /// of `crate::tls::peer_tls`).
-    pub fn with_tls(
-        member_id: u64,
-        cluster_id: u64,
-        snap_dir: PathBuf,
-        tls: DialTls,
-    ) -> Transport {
+    pub fn with_tls(member_id: u64, cluster_id: u64, snap_dir: PathBuf, tls: DialTls) -> Transport {
         Transport {
             inner: Arc::new(Inner {
                 member_id,
@@ -467,7 +462,10 @@ impl Sender {
 type PeerWriter = BufWriter<tokio::io::WriteHalf<Box<dyn PeerIo>>>;
 
 /// Connects to `url`: TCP, then TLS with `tls` for an `https://` URL.
-async fn dial(url: &Url, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Box<dyn PeerIo>, SendError> {
+async fn dial(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn PeerIo>, SendError> {
     if url.scheme != Scheme::Https {
         let stream = TcpStream::connect(url.socket_address()).await?;
         stream.set_nodelay(true)?;
@@ -860,7 +858,10 @@ impl axum::serve::Listener for HttpListener {
 /// A message when the leader is unknown or unreachable, or refused.
 pub async fn forward_lease_renew(node: &NodeHandle, id: i64) -> Result<i64, String> {
     let leader = node.status.leader.load(Ordering::Relaxed);
-    let transport = node.transport.as_ref().ok_or_else(|| "no leader".to_owned())?;
+    let transport = node
+        .transport
+        .as_ref()
+        .ok_or_else(|| "no leader".to_owned())?;
     let urls = transport
         .peer_urls(leader)
         .ok_or_else(|| "no leader".to_owned())?;

@@ -92,11 +92,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let mut peer_listeners = Vec::new();
     for listen in &config.listen_peer_urls {
         let address = listen.socket_address();
-        let acceptor = tls::peer_acceptor(
-            listen,
-            peer_tls.as_ref(),
-            config.peer_tls.client_cert_auth,
-        )?;
+        let acceptor =
+            tls::peer_acceptor(listen, peer_tls.as_ref(), config.peer_tls.client_cert_auth)?;
         peer_listeners.push((
             tokio::net::TcpListener::bind(&address)
                 .await

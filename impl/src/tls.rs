@@ -207,9 +207,7 @@ pub fn parse_cipher_suites(text: &str) -> Result<Vec<String>, String> {
 fn tls12_suite(name: &str) -> Option<rustls::SupportedCipherSuite> {
     let name = match name {
         "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
-            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
-        }
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
         other => other,
     };
     rustls::crypto::ring::DEFAULT_CIPHER_SUITES
@@ -315,8 +313,10 @@ fn client_verifier(
     let Some(ca_file) = &files.trusted_ca_file else {
         return Ok(None);
     };
-    let mut builder =
-        WebPkiClientVerifier::builder_with_provider(trusted_roots(prefix, ca_file)?, provider.clone());
+    let mut builder = WebPkiClientVerifier::builder_with_provider(
+        trusted_roots(prefix, ca_file)?,
+        provider.clone(),
+    );
     if let Some(crl_file) = &files.crl_file {
         builder = builder
             .with_crls(revocation_lists(prefix, crl_file)?)
@@ -513,10 +513,12 @@ pub fn peer_tls(config: &crate::config::Config) -> anyhow::Result<Option<PeerTls
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(UncheckedServerCert(provider))),
         Some(ca_file) => builder.with_root_certificates(trusted_roots("--peer-", ca_file)?),
-        None => return Ok(Some(PeerTls {
-            server,
-            client: None,
-        })),
+        None => {
+            return Ok(Some(PeerTls {
+                server,
+                client: None,
+            }));
+        }
     };
     let client = builder
         .with_client_auth_cert(certs, key)
@@ -550,7 +552,9 @@ pub fn peer_acceptor(
             Ok(None)
         }
         Scheme::Unix | Scheme::Unixs => {
-            anyhow::bail!("listening on {url} is not supported yet (only http:// and https:// URLs)")
+            anyhow::bail!(
+                "listening on {url} is not supported yet (only http:// and https:// URLs)"
+            )
         }
     }
 }
@@ -1148,7 +1152,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            chosen_names.iter().filter(|n| n.starts_with("TLS13_")).count(),
+            chosen_names
+                .iter()
+                .filter(|n| n.starts_with("TLS13_"))
+                .count(),
             3
         );
         assert_eq!(versions(&chosen).len(), 2);

@@ -388,7 +388,10 @@ fn cipher_suites_take_gos_names_and_refuse_others_as_etcd_does() {
         &["--cipher-suites", "TLS_AES_128_GCM_SHA256, TLS_NOPE"],
         &[],
     );
-    assert_eq!(error.to_string(), "unexpected TLS cipher suite \" TLS_NOPE\"");
+    assert_eq!(
+        error.to_string(),
+        "unexpected TLS cipher suite \" TLS_NOPE\""
+    );
     assert_eq!(error.exit_code(), 1);
     let error = refuse(&["--cipher-suites", ""], &[]);
     assert_eq!(error.to_string(), "unexpected TLS cipher suite \"\"");

@@ -248,4 +248,3 @@ pub fn retry_ok(member: &Member, args: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
-
