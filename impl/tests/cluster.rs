@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::cluster::{WAIT, retry_ok, start_cluster, wait_leader, wait_local_value};
 
