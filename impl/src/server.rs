@@ -5,14 +5,12 @@
 //! The v3 JSON gateway ([`crate::gateway`]) calls the same gRPC services in process.
 //!
 //! Client TLS (`https://` URLs, `--cert-file`, `--auto-tls`, ...) is served by
-//! [`crate::tls`], which also checks the peer TLS flags.
+//! [`crate::tls`], which also builds the peer TLS configurations.
 //!
 //! A new cluster (`--initial-cluster-state new`) starts with every `--initial-cluster`
 //! member as a voter; the members talk over the peer transport ([`crate::peer`]) on
-//! `--listen-peer-urls`. A lone member campaigns at once (etcd's election tick advance).
-//!
-//! Not done yet: peer TLS (the transport dials and serves plain TCP; a configured peer
-//! TLS is refused at start-up).
+//! `--listen-peer-urls` (TLS for `https://` peer URLs). A lone member campaigns at once
+//! (etcd's election tick advance).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
