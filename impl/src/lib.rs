@@ -12,6 +12,7 @@ pub mod corruption;
 pub mod errors;
 pub mod gateway;
 pub mod http;
+pub mod join;
 pub mod logging;
 pub mod metrics;
 pub mod node_loop;

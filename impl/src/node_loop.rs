@@ -39,6 +39,15 @@
 //! the loop record the Raft snapshot (its data names the file) and compact the log up
 //! to the view's index, never further.
 //!
+//! Snapshot install: a member behind the leader's compacted log is sent the leader's
+//! snapshot file (see [`crate::peer`]). The loop checks the file, persists the Raft
+//! snapshot (log dropped, commit index moved, one fsync), then replaces the applied
+//! state from the file in one atomic batch ([`crate::snapshot::install`]); a crash in
+//! between leaves the old state with a Raft snapshot past it, which start-up installs
+//! again. Watchers then resynchronise from the new history ([`AppliedEvents::restored`])
+//! and the peer transport follows the snapshot's membership, as it follows every applied
+//! membership change.
+//!
 //! What this is not: consensus, MVCC or lease logic — those are `spec` calls only.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -50,7 +59,9 @@ use oxetcd_spec::apply::{AppState, Applied, ApplyError, AuthInfo, Command, Propo
 use oxetcd_spec::lease::LeaseId;
 use oxetcd_spec::membership::{Cluster, MembershipError};
 use oxetcd_spec::mvcc::Event;
-use oxetcd_spec::raft::{ConfChange, EntryPayload, LogIndex, Node, NodeId, Ready, Role, Storage};
+use oxetcd_spec::raft::{
+    ConfChange, EntryPayload, LogIndex, Node, NodeId, Ready, Role, Snapshot, Storage,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::storage::backend::FjallBackend;
@@ -178,6 +189,10 @@ pub struct AppliedEvents {
     pub revision: i64,
     /// The entry's events, in order.
     pub events: Arc<Vec<Event>>,
+    /// A snapshot from the leader replaced the whole applied state (no events): every
+    /// watcher resynchronises from the new history, as after falling behind (etcd moves
+    /// its watchers to the unsynced group on restore).
+    pub restored: bool,
 }
 
 /// Figures the API reports (Maintenance Status, metrics), updated by the loop.
@@ -846,17 +861,11 @@ impl NodeLoop {
     }
 
     fn handle_ready(&mut self, ready: &Ready) -> Result<(), String> {
-        // A snapshot sent by the leader (this member fell behind its compacted log):
-        // restoring the applied state from it is not built yet, so the member stops
-        // before persisting anything rather than run on without the snapshot's entries.
+        // A snapshot sent by the leader (this member fell behind its compacted log): its
+        // file arrived before the message (see `crate::peer`); checked before anything
+        // is persisted, so a member never records a snapshot it cannot install.
         if let Some(snapshot) = &ready.snapshot {
-            return Err(format!(
-                "the leader sent a snapshot at index {} because this member is behind its \
-                 compacted log; installing a snapshot is not supported yet, so this member \
-                 stops instead of diverging (remove it with `etcdctl member remove`, add it \
-                 again and start it from an empty data dir)",
-                snapshot.metadata.index.0
-            ));
+            self.check_snapshot_file(snapshot)?;
         }
         // Contract step 3: messages that need nothing durable.
         self.send(&ready.messages);
@@ -879,7 +888,11 @@ impl NodeLoop {
         if let Some(soft) = &ready.soft_state {
             self.on_soft_state(soft.leader.map_or(0, |id| id.0), soft.role);
         }
-        // Step 6: apply.
+        // Step 6: apply (the snapshot first: the Raft snapshot record is durable, so a
+        // crash from here on installs it again at restart).
+        if let Some(snapshot) = &ready.snapshot {
+            self.install_snapshot(snapshot)?;
+        }
         self.apply_committed(ready)?;
         for read_state in &ready.read_states {
             let Ok(bytes) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
@@ -979,6 +992,9 @@ impl NodeLoop {
                     .tokens
                     .on_applied(index, command, &applied.result);
             }
+            if matches!(proposal.command, Command::Membership(_)) {
+                self.sync_peers(state.cluster());
+            }
             if !applied.events.is_empty() {
                 // Sent under the write lock: a watcher that reads history under the read
                 // lock and then subscribes sees every revision exactly once. Moved, not
@@ -986,6 +1002,7 @@ impl NodeLoop {
                 let _ = self.handle.events.send(AppliedEvents {
                     revision: applied.revision,
                     events: Arc::new(std::mem::take(&mut applied.events)),
+                    restored: false,
                 });
             }
             self.handle
@@ -1001,6 +1018,78 @@ impl NodeLoop {
             .applied_index
             .store(state.applied_index(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Refuses (stopping the member) a snapshot whose file is not here and whole.
+    fn check_snapshot_file(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let index = snapshot.metadata.index.0;
+        let name = crate::peer::snapshot_file_name(&snapshot.data).ok_or_else(|| {
+            format!(
+                "the leader sent a snapshot at index {index} that names no snapshot file (a \
+                 leader restored with `oxetcd snapshot restore` has none until its first log \
+                 compaction); this member stops rather than diverge"
+            )
+        })?;
+        let path = self.node.storage().data_dir().snap_dir().join(name);
+        crate::snapshot::verify_file(&path).map_err(|error| {
+            format!(
+                "the snapshot file {} for the leader's snapshot at index {index} is unusable: \
+                 {error}",
+                path.display()
+            )
+        })
+    }
+
+    /// Replaces the applied state with the leader's snapshot (contract step 6), then
+    /// tells watchers to resynchronise and the transport about the snapshot's members.
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+        let index = snapshot.metadata.index.0;
+        let snap_dir = self.node.storage().data_dir().snap_dir();
+        let mut state = self
+            .handle
+            .state
+            .write()
+            .map_err(|_| "state lock poisoned".to_owned())?;
+        crate::snapshot::install(&mut state, &snap_dir, &snapshot.data, index)?;
+        // Sent under the write lock, as applied events are (see `apply_committed`).
+        let _ = self.handle.events.send(AppliedEvents {
+            revision: state.store().current_revision(),
+            events: Arc::new(Vec::new()),
+            restored: true,
+        });
+        self.sync_peers(state.cluster());
+        drop(state);
+        self.revoking.clear();
+        self.last_compaction = index;
+        self.handle
+            .status
+            .applied_index
+            .store(index, Ordering::Relaxed);
+        tracing::info!(
+            "etcdserver: applied snapshot at index {index} (term {}, {})",
+            snapshot.metadata.term.0,
+            String::from_utf8_lossy(&snapshot.data)
+        );
+        Ok(())
+    }
+
+    /// Points the peer transport at the applied membership: every member at its peer
+    /// URLs, removed members forgotten.
+    fn sync_peers(&self, cluster: &Cluster) {
+        let Some(transport) = &self.handle.transport else {
+            return;
+        };
+        for member in cluster.members() {
+            let urls: Vec<crate::config::url::Url> = member
+                .peer_urls
+                .iter()
+                .filter_map(|url| crate::config::url::Url::parse(url).ok())
+                .collect();
+            transport.set_peer(member.id.0, urls);
+        }
+        for id in cluster.removed_ids() {
+            transport.remove_peer(id.0);
+        }
     }
 
     fn send(&self, messages: &[oxetcd_spec::raft::Message]) {

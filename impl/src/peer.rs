@@ -101,6 +101,9 @@ struct Inner {
     snap_dir: PathBuf,
     tls: DialTls,
     peers: RwLock<BTreeMap<u64, Peer>>,
+    /// The runtime the sender tasks run on (the one that made the transport, also when
+    /// the node loop's own runtime adds a peer).
+    runtime: tokio::runtime::Handle,
     /// Messages dropped (queue full or unknown peer).
     dropped: AtomicU64,
 }
@@ -127,6 +130,7 @@ impl Drop for Peer {
 impl Transport {
     /// A transport for member `member_id` of cluster `cluster_id`; snapshot files are
     /// read from and written to `snap_dir`. Peers are added with [`Transport::set_peer`].
+    /// Must run on a tokio runtime: the peers' sender tasks run on it.
     pub fn new(member_id: u64, cluster_id: u64, snap_dir: PathBuf) -> Transport {
         Transport::with_tls(member_id, cluster_id, snap_dir, None)
     }
@@ -141,6 +145,7 @@ impl Transport {
                 snap_dir,
                 tls,
                 peers: RwLock::new(BTreeMap::new()),
+                runtime: tokio::runtime::Handle::current(),
                 dropped: AtomicU64::new(0),
             }),
         }
@@ -157,7 +162,7 @@ impl Transport {
     }
 
     /// Adds member `id` reachable at `urls`, or changes its URLs (the stream is dialled
-    /// again). This member itself is ignored. Must run on a tokio runtime.
+    /// again). This member itself is ignored.
     pub fn set_peer(&self, id: u64, urls: Vec<Url>) {
         if id == self.inner.member_id || urls.is_empty() {
             return;
@@ -179,7 +184,11 @@ impl Transport {
             snap_dir: self.inner.snap_dir.clone(),
             tls: self.inner.tls.clone(),
         };
-        let task = tokio::spawn(sender.run(receiver)).abort_handle();
+        let task = self
+            .inner
+            .runtime
+            .spawn(sender.run(receiver))
+            .abort_handle();
         peers.insert(
             id,
             Peer {
@@ -460,6 +469,17 @@ impl Sender {
 
 /// The buffered write side of a stream to a peer.
 type PeerWriter = BufWriter<tokio::io::WriteHalf<Box<dyn PeerIo>>>;
+
+/// Connects to `url` for an HTTP request on the peer port: TCP, then TLS with `tls`
+/// (the peer TLS client configuration) for an `https://` URL.
+///
+/// # Errors
+/// The connection's or handshake's, as text.
+pub async fn dial_http(url: &Url, tls: DialTls) -> Result<Box<dyn PeerIo>, String> {
+    dial(url, tls.as_ref())
+        .await
+        .map_err(|error| error.to_string())
+}
 
 /// Connects to `url`: TCP, then TLS with `tls` for an `https://` URL.
 async fn dial(
@@ -819,7 +839,16 @@ async fn receive_snapshot_file(
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     file.sync_all().await?;
+    drop(file);
+    // A damaged file never reaches Raft: the member would record a snapshot it cannot
+    // install.
+    let check = partial.clone();
+    tokio::task::spawn_blocking(move || crate::snapshot::verify_file(&check))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|error| std::io::Error::other(format!("received snapshot {name}: {error}")))?;
     tokio::fs::rename(&partial, snap_dir.join(name)).await?;
+    tokio::fs::File::open(snap_dir).await?.sync_all().await?;
     tracing::info!(
         "rafthttp: received and saved database snapshot [index: {}, from {:x}, size {file_len}]",
         message.snapshot().map_or(0, |s| s.metadata.index.0),
@@ -924,6 +953,10 @@ async fn lease_renew_request(
 pub fn router(node: NodeHandle) -> axum::Router {
     axum::Router::new()
         .route(LEASE_RENEW_PATH, axum::routing::post(lease_renew_handler))
+        .route(
+            crate::join::MEMBERS_PATH,
+            axum::routing::get(crate::join::members_handler),
+        )
         .with_state(node)
 }
 

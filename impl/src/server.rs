@@ -8,22 +8,27 @@
 //! [`crate::tls`], which also builds the peer TLS configurations.
 //!
 //! A new cluster (`--initial-cluster-state new`) starts with every `--initial-cluster`
-//! member as a voter; the members talk over the peer transport ([`crate::peer`]) on
-//! `--listen-peer-urls` (TLS for `https://` peer URLs). A lone member campaigns at once
-//! (etcd's election tick advance).
+//! member as a voter (etcd's bootstrap: the members as committed term-1 entries at the
+//! head of each member's log); the members talk over the peer transport
+//! ([`crate::peer`]) on `--listen-peer-urls` (TLS for `https://` peer URLs). A lone
+//! member campaigns at once (etcd's election tick advance). A member started with
+//! `--initial-cluster-state existing` and an empty data dir joins the running cluster
+//! ([`crate::join`]): it takes its id and the cluster id from the peers' `/members` and
+//! starts with an empty log and no configuration, which the leader fills (entries or a
+//! snapshot). A snapshot whose install a crash interrupted is installed at start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, url};
+use crate::config::{ClusterState, Config, url};
 use crate::node_loop::{self, LoopConfig, NodeHandle};
 use crate::storage::backend::FjallBackend;
 use crate::storage::raft_log::FjallRaftStorage;
 use crate::storage::{DataDir, Identity};
-use crate::tls;
 use crate::v3::{Context, auth, cluster, election, kv, lease, lock, maintenance, watch};
 use crate::version::ETCD_CAPABILITY_VERSION;
+use crate::{join, tls};
 use oxetcd_api::etcdserverpb as pb;
 use oxetcd_api::{v3electionpb, v3lockpb};
 use oxetcd_spec::apply::{AppConfig, AppState};
@@ -104,31 +109,21 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             "--{flag}={value} is accepted for compatibility and has no effect in oxetcd"
         );
     }
-    let member = member_id(
-        &config.initial_advertise_peer_urls,
-        &config.initial_cluster_token,
-    );
-    let cluster = cluster_id(
-        config
-            .initial_cluster
-            .iter()
-            .map(|(_, urls)| urls.as_slice()),
-        &config.initial_cluster_token,
-    );
-
     let data = DataDir::open_with_wal(&config.data_dir, config.wal_dir.as_deref())?;
-    let identity = data.claim(&Identity {
-        name: config.name.clone(),
-        cluster_token: config.initial_cluster_token.clone(),
-        member_id: member,
-        cluster_id: cluster,
-    })?;
-    let initial_conf = ConfState::with_voters(
-        config
-            .initial_cluster
-            .iter()
-            .map(|(_, urls)| member_id(urls, &config.initial_cluster_token)),
-    );
+    let peer_client: crate::peer::DialTls = peer_tls.and_then(|tls| tls.client);
+    let (identity, joined) = identify(&config, &data, &peer_client).await?;
+    // A new cluster's members start from `--initial-cluster` (bootstrapped below); a
+    // joining member starts with an empty log and no configuration (see `crate::join`).
+    // A data dir that holds a log keeps it whatever the flags say.
+    let initial_conf = match config.initial_cluster_state {
+        ClusterState::New => ConfState::with_voters(
+            config
+                .initial_cluster
+                .iter()
+                .map(|(_, urls)| member_id(urls, &config.initial_cluster_token)),
+        ),
+        ClusterState::Existing => ConfState::default(),
+    };
     let mut raft_storage = FjallRaftStorage::open(data.clone(), initial_conf)?;
     crate::snapshot::check_compaction_file(
         &data.snap_dir(),
@@ -144,18 +139,35 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         ),
         ..AppConfig::default()
     };
-    let state = AppState::open(backend, app_config)
+    let mut state = AppState::open(backend, app_config)
         .map_err(|error| anyhow::anyhow!("data dir {}: {error}", data.path().display()))?;
     let fresh = raft_storage.snapshot_metadata().index == LogIndex(0)
         && *raft_storage.hard_state() == oxetcd_spec::raft::HardState::default()
         && state.applied_index() == 0;
-    if fresh && config.initial_cluster_state == crate::config::ClusterState::New {
+    if fresh && config.initial_cluster_state == ClusterState::New {
         // etcd's bootstrap of a new cluster: the members as committed term-1 entries.
         oxetcd_spec::raft::storage::bootstrap(
             &mut raft_storage,
             &cluster::bootstrap_entries(&config),
         )?;
         data.sync()?;
+    }
+    // The Raft snapshot is recorded before the state it covers is installed: a member
+    // stopped in between installs it now (see `crate::snapshot::install`).
+    let snapshot_index = raft_storage.snapshot_metadata().index.0;
+    if state.applied_index() < snapshot_index {
+        tracing::info!(
+            "etcdserver: installing the snapshot at index {snapshot_index} received from the \
+             leader before this member stopped (applied index {})",
+            state.applied_index()
+        );
+        crate::snapshot::install(
+            &mut state,
+            &data.snap_dir(),
+            raft_storage.snapshot_data(),
+            snapshot_index,
+        )
+        .map_err(|error| anyhow::anyhow!(error))?;
     }
     let mut raft_config = oxetcd_spec::raft::Config::new(NodeId(identity.member_id));
     raft_config.election_tick = raft_config_election_tick(&config);
@@ -192,10 +204,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         identity.member_id,
         identity.cluster_id,
         data.snap_dir(),
-        peer_tls.and_then(|tls| tls.client),
+        peer_client.clone(),
     );
-    for (_, urls) in &config.initial_cluster {
-        transport.set_peer(member_id(urls, &config.initial_cluster_token), urls.clone());
+    for (id, urls) in initial_peers(&config, &state, joined.as_ref(), &peer_client).await {
+        transport.set_peer(id, urls);
     }
     let election_ticks = u64::from(raft_config_election_tick(&config)).max(1);
     let (handle, node_task) = node_loop::start(
@@ -275,6 +287,138 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         client_addrs,
         node_task,
     })
+}
+
+/// Time each peer URL has to answer `/members` when joining (etcd's per-request
+/// timeout) and when checking whether a new member was bootstrapped before.
+const MEMBERS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Who this member is: the data dir's stored identity, or for a new data dir, the ids
+/// `--initial-cluster` gives (`new`) or the running cluster gives (`existing`, with the
+/// cluster it described).
+///
+/// # Errors
+/// etcd's texts: "cannot fetch cluster info from peer urls: ...", "error validating
+/// peerURLs ...", "member ... has already been bootstrapped"; a data dir of another
+/// member.
+async fn identify(
+    config: &Config,
+    data: &DataDir,
+    peer_client: &crate::peer::DialTls,
+) -> anyhow::Result<(Identity, Option<join::RemoteCluster>)> {
+    let token = &config.initial_cluster_token;
+    if let Some(stored) = data.identity()? {
+        let wanted = Identity {
+            name: config.name.clone(),
+            cluster_token: token.clone(),
+            ..stored.clone()
+        };
+        return Ok((data.claim(&wanted)?, None));
+    }
+    let (identity, joined) = match config.initial_cluster_state {
+        ClusterState::Existing => {
+            let remote = join::fetch_cluster(
+                &join::remote_peer_urls(config),
+                peer_client,
+                MEMBERS_TIMEOUT,
+                true,
+            )
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("cannot fetch cluster info from peer urls: {error}")
+            })?;
+            let local: Vec<(String, Vec<String>, u64)> = config
+                .initial_cluster
+                .iter()
+                .map(|(name, urls)| {
+                    let texts = urls.iter().map(ToString::to_string).collect();
+                    (name.clone(), texts, member_id(urls, token))
+                })
+                .collect();
+            let id =
+                join::assign_ids(&local, &config.name, &remote).map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!(
+                "etcdserver: joining cluster {:x} as member {id:x}",
+                remote.cluster_id
+            );
+            let identity = Identity {
+                name: config.name.clone(),
+                cluster_token: token.clone(),
+                member_id: id,
+                cluster_id: remote.cluster_id,
+            };
+            (identity, Some(remote))
+        }
+        ClusterState::New => {
+            let member = member_id(&config.initial_advertise_peer_urls, token);
+            if join::already_bootstrapped(config, peer_client, member, MEMBERS_TIMEOUT).await {
+                anyhow::bail!("member {member:x} has already been bootstrapped");
+            }
+            let cluster = cluster_id(
+                config
+                    .initial_cluster
+                    .iter()
+                    .map(|(_, urls)| urls.as_slice()),
+                token,
+            );
+            let identity = Identity {
+                name: config.name.clone(),
+                cluster_token: token.clone(),
+                member_id: member,
+                cluster_id: cluster,
+            };
+            (identity, None)
+        }
+    };
+    Ok((data.claim(&identity)?, joined))
+}
+
+/// The peers the transport starts with: the applied membership when there is one,
+/// else the running cluster a joining member was told about (asked again after a
+/// restart that came before the first entries), else `--initial-cluster`.
+async fn initial_peers(
+    config: &Config,
+    state: &AppState<FjallBackend>,
+    joined: Option<&join::RemoteCluster>,
+    peer_client: &crate::peer::DialTls,
+) -> Vec<(u64, Vec<url::Url>)> {
+    let parse = |urls: &[String]| -> Vec<url::Url> {
+        urls.iter()
+            .filter_map(|url| url::Url::parse(url).ok())
+            .collect()
+    };
+    let applied: Vec<(u64, Vec<url::Url>)> = state
+        .cluster()
+        .members()
+        .map(|m| (m.id.0, parse(&m.peer_urls)))
+        .collect();
+    if !applied.is_empty() {
+        return applied;
+    }
+    let fetched = match (joined, config.initial_cluster_state) {
+        (Some(remote), _) => Some(remote.clone()),
+        (None, ClusterState::Existing) => join::fetch_cluster(
+            &join::remote_peer_urls(config),
+            peer_client,
+            MEMBERS_TIMEOUT,
+            true,
+        )
+        .await
+        .ok(),
+        (None, ClusterState::New) => None,
+    };
+    match fetched {
+        Some(remote) => remote
+            .members
+            .iter()
+            .map(|m| (m.id, parse(&m.peer_urls)))
+            .collect(),
+        None => config
+            .initial_cluster
+            .iter()
+            .map(|(_, urls)| (member_id(urls, &config.initial_cluster_token), urls.clone()))
+            .collect(),
+    }
 }
 
 /// Election timeout in ticks: `--election-timeout` over `--heartbeat-interval`.

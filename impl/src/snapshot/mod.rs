@@ -288,6 +288,58 @@ pub fn check_compaction_file(
     })
 }
 
+/// Installs the log-compaction snapshot file `name` (a Raft snapshot's data, in
+/// `snap_dir`) covering the log up to `index` as `state`'s applied state: the file is
+/// checked, its pairs replace every bucket in one atomic batch
+/// (`AppState::install_snapshot`), and the result is synced. A crash before the sync
+/// leaves the old state, which a restart installs again from the same file (the Raft
+/// snapshot record, persisted first, is past the applied index).
+///
+/// # Errors
+/// A message naming the file when it is missing, damaged or does not hold the state at
+/// `index`; a storage failure. Fatal for the member.
+pub fn install(
+    state: &mut oxetcd_spec::apply::AppState<FjallBackend>,
+    snap_dir: &std::path::Path,
+    name: &[u8],
+    index: u64,
+) -> Result<(), String> {
+    let file_name = crate::peer::snapshot_file_name(name)
+        .ok_or_else(|| format!("the snapshot at index {index} names no snapshot file"))?;
+    let path = snap_dir.join(file_name);
+    let fail = |what: String| format!("installing snapshot {}: {what}", path.display());
+    let file = std::fs::read(&path).map_err(|error| fail(error.to_string()))?;
+    let body = verify(&file, false).map_err(|error| fail(error.to_string()))?;
+    let mut records = Vec::new();
+    read_records(body, |record| {
+        records.push(record);
+        Ok(())
+    })
+    .map_err(|error| fail(error.to_string()))?;
+    drop(file);
+    let held = records
+        .iter()
+        .find(|(bucket, key, _)| {
+            *bucket == Bucket::Meta && key == oxetcd_spec::apply::CONSISTENT_INDEX_KEY
+        })
+        .and_then(|(_, _, value)| <[u8; 8]>::try_from(value.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    if held != index {
+        return Err(fail(format!(
+            "it holds the state at index {held}, not {index}"
+        )));
+    }
+    state
+        .install_snapshot(records)
+        .map_err(|error| fail(error.to_string()))?;
+    state
+        .store()
+        .backend()
+        .data_dir()
+        .sync()
+        .map_err(|error| fail(error.to_string()))
+}
+
 /// One record of a snapshot body.
 pub type Record = (Bucket, Vec<u8>, Vec<u8>);
 
@@ -415,6 +467,90 @@ mod tests {
             matches!(error, SnapshotError::MissingHash { .. }),
             "{error}"
         );
+    }
+
+    fn app_state(dir: &std::path::Path) -> oxetcd_spec::apply::AppState<FjallBackend> {
+        let backend = FjallBackend::open(DataDir::open(dir).unwrap()).unwrap();
+        oxetcd_spec::apply::AppState::open(backend, oxetcd_spec::apply::AppConfig::default())
+            .unwrap()
+    }
+
+    fn put_at(state: &mut oxetcd_spec::apply::AppState<FjallBackend>, index: u64, key: &str) {
+        let proposal = oxetcd_spec::apply::Proposal {
+            request_id: index,
+            auth: None,
+            command: oxetcd_spec::apply::Command::Put(oxetcd_spec::mvcc::PutRequest {
+                key: key.into(),
+                value: format!("v{index}").into_bytes(),
+                ..Default::default()
+            }),
+        };
+        state.apply(index, &proposal, 0).unwrap().unwrap();
+    }
+
+    fn keys(state: &oxetcd_spec::apply::AppState<FjallBackend>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        state
+            .range(&oxetcd_spec::mvcc::RangeRequest {
+                key: vec![0],
+                range_end: vec![0],
+                ..Default::default()
+            })
+            .unwrap()
+            .kvs
+            .into_iter()
+            .map(|kv| (kv.key, kv.value))
+            .collect()
+    }
+
+    #[test]
+    fn an_installed_snapshot_file_replaces_the_state_durably_and_a_damaged_one_changes_nothing() {
+        let leader_dir = tempfile::tempdir().unwrap();
+        let mut leader = app_state(leader_dir.path());
+        for index in 1..=5 {
+            put_at(&mut leader, index, &format!("k{}", index % 3));
+        }
+        let follower_dir = tempfile::tempdir().unwrap();
+        let snap_dir = {
+            let mut follower = app_state(follower_dir.path());
+            put_at(&mut follower, 1, "stale");
+            let snap_dir = follower.store().backend().data_dir().snap_dir();
+            let name =
+                save_for_log_compaction(&leader.store().backend().view(), &snap_dir, 5).unwrap();
+            install(&mut follower, &snap_dir, name.as_bytes(), 5).unwrap();
+            assert_eq!(follower.applied_index(), 5);
+            assert_eq!(keys(&follower), keys(&leader));
+            // A file that does not hold the state at the index the snapshot claims.
+            let error = install(&mut follower, &snap_dir, name.as_bytes(), 6).unwrap_err();
+            assert!(error.contains("not 6"), "{error}");
+            snap_dir
+        };
+        // Durable: a restart finds the installed state.
+        let mut follower = app_state(follower_dir.path());
+        assert_eq!(follower.applied_index(), 5);
+        assert_eq!(keys(&follower), keys(&leader));
+        // A damaged or missing file is refused before anything is written.
+        put_at(&mut leader, 6, "k9");
+        let name = save_for_log_compaction(&leader.store().backend().view(), &snap_dir, 6).unwrap();
+        let path = snap_dir.join(&name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = install(&mut follower, &snap_dir, name.as_bytes(), 6).unwrap_err();
+        assert!(error.contains("sha256"), "{error}");
+        let error = install(&mut follower, &snap_dir, b"missing.snap", 6).unwrap_err();
+        assert!(error.contains("missing.snap"), "{error}");
+        assert_eq!(follower.applied_index(), 5);
+        assert_eq!(keys(&follower), keys(&app_state_reopened(&follower)));
+    }
+
+    fn app_state_reopened(
+        state: &oxetcd_spec::apply::AppState<FjallBackend>,
+    ) -> oxetcd_spec::apply::AppState<FjallBackend> {
+        oxetcd_spec::apply::AppState::open(
+            state.store().backend().clone(),
+            oxetcd_spec::apply::AppConfig::default(),
+        )
+        .unwrap()
     }
 
     #[test]

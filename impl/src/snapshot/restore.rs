@@ -183,6 +183,11 @@ pub fn restore(args: &RestoreArgs) -> Result<PathBuf, RestoreError> {
         RESTORED_INDEX.0.to_be_bytes().to_vec(),
     ));
     backend.insert_all(&batch).map_err(storage)?;
+    // The restored state is also the member's first log-compaction snapshot file, which
+    // the Raft snapshot names: a member that joins later is sent it.
+    let file_name =
+        super::save_for_log_compaction(&backend.view(), &data.snap_dir(), RESTORED_INDEX.0)
+            .map_err(storage)?;
 
     let conf = ConfState::with_voters(voters);
     let mut log = FjallRaftStorage::open(data.clone(), conf.clone()).map_err(storage)?;
@@ -192,7 +197,7 @@ pub fn restore(args: &RestoreArgs) -> Result<PathBuf, RestoreError> {
             term: RESTORED_TERM,
             conf_state: conf,
         },
-        data: Vec::new(),
+        data: file_name.into_bytes(),
     })
     .map_err(storage)?;
     log.set_hard_state(HardState {

@@ -6,6 +6,10 @@
 //! cached in memory; entries are read from fjall. Nothing here syncs: the node loop
 //! calls [`super::DataDir::sync`] once per Ready (see [`super`]).
 //!
+//! A joining member's data dir starts with an empty log and no configuration.
+//! Installing a leader's snapshot moves the commit index with the snapshot record, in
+//! one write.
+//!
 //! Opening checks the whole stored log (each entry decodes, indexes are contiguous and
 //! follow the snapshot, terms never decrease) and reports a corrupt data dir instead of
 //! truncating it.
@@ -273,7 +277,15 @@ impl Storage for FjallRaftStorage {
         let mut batch = self.data.wal_db.batch();
         self.remove_range(&mut batch, self.offset.next(), self.last_index);
         batch.insert(&self.data.raft, SNAPSHOT_KEY, snapshot.encode());
+        // The commit index covers the snapshot in the same batch: a restart never sees
+        // a snapshot past its commit index (the Ready's hard state is written after).
+        let mut hard_state = self.hard_state.clone();
+        if hard_state.commit < snapshot.metadata.index {
+            hard_state.commit = snapshot.metadata.index;
+            batch.insert(&self.data.raft, HARD_STATE_KEY, hard_state.encode());
+        }
         batch.commit().map_err(backend_error)?;
+        self.hard_state = hard_state;
         self.last_index = snapshot.metadata.index;
         self.offset = snapshot.metadata.index;
         self.offset_term = snapshot.metadata.term;

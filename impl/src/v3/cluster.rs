@@ -4,7 +4,9 @@
 //! The member list is `spec`'s applied membership ([`oxetcd_spec::membership::Cluster`]).
 //! At start this member publishes its name and client URLs through the log ([`publish`],
 //! etcd's `publish`), after adding the `--initial-cluster` members if the applied
-//! membership is empty (a new or restored data dir).
+//! membership is empty (a new or restored data dir); a member joining a running cluster
+//! (`--initial-cluster-state existing`) waits until the leader's log or snapshot gave
+//! it the members.
 //!
 //! A change ([`add`], [`remove`], [`update`], [`promote`], also used by `/v2/members`) is
 //! checked in the node loop just before its Raft conf change is proposed, in etcd's
@@ -359,6 +361,12 @@ async fn publish_once(ctx: &Context) -> Result<(), Status> {
         Err(_) => return Err(errors::request_timed_out()),
     }
     let empty = ctx.read(|state| state.cluster().members().next().is_none())?;
+    if empty && ctx.config.initial_cluster_state == crate::config::ClusterState::Existing {
+        // A joining member learns the members from the leader's log or snapshot first.
+        return Err(Status::unavailable(
+            "etcdserver: not caught up with the cluster yet",
+        ));
+    }
     if empty {
         for member in initial_members(ctx) {
             propose(Command::Membership(MemberChange::Add(member))).await?;

@@ -249,6 +249,8 @@ impl Feed {
                 }
             }
             match self.live.recv().await {
+                // The state was replaced by a leader's snapshot: read history again.
+                Ok(applied) if applied.restored => self.read_history = true,
                 Ok(applied) => {
                     let events: Vec<Event> = applied
                         .events

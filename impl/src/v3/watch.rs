@@ -6,7 +6,8 @@
 //! current revision, and live events below `next_revision` are skipped, so every
 //! revision reaches a watcher exactly once and in order. A stream that falls behind the
 //! live feed catches each watcher up from history the same way (or cancels it with the
-//! compacted revision, as etcd does when history is gone).
+//! compacted revision, as etcd does when history is gone), and so does every stream
+//! when a snapshot from the leader replaced this member's state.
 //!
 //! What the client sees follows etcd 3.4.23:
 //! - live events: one response per applied entry and watcher, header revision that
@@ -455,6 +456,11 @@ impl WatchStream {
     }
 
     async fn on_live(&mut self, applied: &AppliedEvents) -> bool {
+        if applied.restored {
+            // A leader's snapshot replaced the state: catch every watcher up from the
+            // new history, or cancel it as compacted (etcd's restore of its watchers).
+            return self.catch_up().await;
+        }
         let header = self.ctx.header().at(applied.revision);
         let mut responses = Vec::new();
         for (id, watcher) in &mut self.watchers {

@@ -2,7 +2,7 @@
 //! `--initial-cluster` on free loopback ports, driven by the real `etcdctl`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{etcdctl_path, free_port};
@@ -85,6 +85,23 @@ impl Member {
         }
     }
 
+    /// Waits (bounded) for the started process to exit on its own; its exit status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the member was started");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not stop; log:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn etcdctl(&self, args: &[&str]) -> Output {
         Command::new(etcdctl_path())
             .env("ETCDCTL_API", "3")
@@ -129,6 +146,23 @@ impl Drop for Member {
     }
 }
 
+/// A member named `name` (not started) with fresh ports, peer URLs of `peer_scheme` and
+/// a directory under `dir`: a fourth member to add to a running cluster.
+pub fn member(dir: &Path, name: &str, peer_scheme: &'static str) -> Member {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    Member {
+        name: name.to_owned(),
+        client_port: free_port(),
+        peer_port: free_port(),
+        dir,
+        peer_scheme,
+        extra: Vec::new(),
+        child: None,
+        starts: 0,
+    }
+}
+
 /// Three members (not started) under `dir` with `http` peer URLs, and their
 /// `--initial-cluster` value.
 pub fn cluster(dir: &Path) -> (Vec<Member>, String) {
@@ -138,20 +172,7 @@ pub fn cluster(dir: &Path) -> (Vec<Member>, String) {
 /// As [`cluster`], with peer URLs of `peer_scheme`.
 pub fn cluster_with(dir: &Path, peer_scheme: &'static str) -> (Vec<Member>, String) {
     let members: Vec<Member> = (1..=3)
-        .map(|i| {
-            let dir = dir.join(format!("infra{i}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            Member {
-                name: format!("infra{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
-                dir,
-                peer_scheme,
-                extra: Vec::new(),
-                child: None,
-                starts: 0,
-            }
-        })
+        .map(|i| member(dir, &format!("infra{i}"), peer_scheme))
         .collect();
     let initial_cluster = members
         .iter()

@@ -482,6 +482,41 @@ impl<B: Backend> AppState<B> {
         Ok(state)
     }
 
+    /// Installs a snapshot of the applied state (a member behind the leader's compacted
+    /// log): replaces the content of every bucket with `pairs` (bucket, key, value: every
+    /// stored pair of the snapshot's state, its applied index included) in one
+    /// [`Backend::write`] (atomic: a crash leaves the old state or the new one), then
+    /// rebuilds the state from the backend as [`AppState::open`] does, keeping this
+    /// state's configuration and cluster ID. Lease clocks stop (the leader re-arms them
+    /// with [`AppState::promote`]). Watchers must resynchronise from the new history.
+    ///
+    /// # Errors
+    /// [`OpenError`] if the backend fails or the pairs are malformed; the state must then
+    /// not be used (the caller stops).
+    pub fn install_snapshot(
+        &mut self,
+        pairs: impl IntoIterator<Item = (Bucket, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), OpenError>
+    where
+        B: Clone,
+    {
+        let mut batch = WriteBatch::default();
+        for bucket in Bucket::ALL {
+            for (key, _) in self.store.backend().scan(bucket, &[])? {
+                batch.delete(bucket, key);
+            }
+        }
+        for (bucket, key, value) in pairs {
+            batch.put(bucket, key, value);
+        }
+        let mut backend = self.store.backend().clone();
+        backend.write(batch)?;
+        let cluster_id = self.cluster.id();
+        *self = Self::open(backend, self.config)?;
+        self.cluster.set_id(cluster_id);
+        Ok(())
+    }
+
     /// The last applied log index (etcd's consistent index).
     #[must_use]
     pub fn applied_index(&self) -> u64 {

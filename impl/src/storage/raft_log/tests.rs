@@ -123,6 +123,32 @@ fn new_log_starts_with_the_initial_configuration() {
 }
 
 #[test]
+fn an_installed_snapshot_is_committed_in_the_same_write() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut storage = open(dir.path());
+        storage.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        storage
+            .apply_snapshot(Snapshot {
+                metadata: SnapshotMetadata {
+                    index: LogIndex(10),
+                    term: Term(3),
+                    conf_state: ConfState::with_voters([1, 2]),
+                },
+                data: b"000000000000000a.snap".to_vec(),
+            })
+            .unwrap();
+        // No hard state written after it: the process dies here.
+        storage.data_dir().sync().unwrap();
+    }
+    let storage = open(dir.path());
+    assert_eq!(storage.hard_state().commit, LogIndex(10));
+    assert_eq!(storage.first_index(), LogIndex(11));
+    assert_eq!(storage.last_index(), LogIndex(10));
+    assert_eq!(storage.snapshot_data(), b"000000000000000a.snap");
+}
+
+#[test]
 fn corrupt_log_entry_is_reported_not_truncated() {
     let dir = tempfile::tempdir().unwrap();
     {
