@@ -586,6 +586,9 @@ impl NodeLoop {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if self.config.campaign_at_start {
+            // Raft does not campaign while committed conf changes are unapplied (a new
+            // cluster's bootstrap entries): apply what is committed first.
+            self.drain_ready()?;
             self.node.campaign();
         }
         loop {

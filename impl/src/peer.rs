@@ -128,6 +128,13 @@ impl Drop for Peer {
 }
 
 impl Transport {
+    /// The peer TLS client configuration (`None` for plain peer URLs), for HTTP
+    /// requests to peers through [`dial_http`].
+    #[must_use]
+    pub fn dial_tls(&self) -> DialTls {
+        self.inner.tls.clone()
+    }
+
     /// A transport for member `member_id` of cluster `cluster_id`; snapshot files are
     /// read from and written to `snap_dir`. Peers are added with [`Transport::set_peer`].
     /// Must run on a tokio runtime: the peers' sender tasks run on it.

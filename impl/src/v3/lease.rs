@@ -174,18 +174,20 @@ async fn time_to_live_on_leader(
         return Err(errors::node(&crate::node_loop::LoopError::NoLeader));
     }
     let leader = ctx.node.status.leader.load(Ordering::Relaxed);
-    let urls = ctx
-        .node
-        .transport
-        .as_ref()
+    let transport = ctx.node.transport.as_ref();
+    let urls = transport
         .and_then(|transport| transport.peer_urls(leader))
         .unwrap_or_default();
+    let tls = transport.and_then(crate::peer::Transport::dial_tls);
     let body = request.encode_to_vec();
     let mut last_error = String::from("no peer URL of the leader");
     for url in urls {
         let address = url.socket_address();
-        let asked =
-            tokio::time::timeout(PEER_TIMEOUT, peer_post(&address, LEASE_TTL_PATH, &body)).await;
+        let asked = tokio::time::timeout(
+            PEER_TIMEOUT,
+            peer_post(&url, tls.clone(), LEASE_TTL_PATH, &body),
+        )
+        .await;
         match asked {
             Ok(Ok(bytes)) => {
                 return pb::LeaseTimeToLiveResponse::decode(bytes.as_slice())
@@ -209,10 +211,17 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// `LeaseTimeToLiveResponse` without header, both protobuf; 503 on a non-leader).
 pub const LEASE_TTL_PATH: &str = "/oxetcd/lease/timetolive";
 
-/// One HTTP/1.1 POST to a peer port; the answer's body on 200.
-async fn peer_post(address: &str, path: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+/// One HTTP/1.1 POST to a peer port (over TLS for an `https://` peer URL); the
+/// answer's body on 200.
+async fn peer_post(
+    url: &crate::config::url::Url,
+    tls: crate::peer::DialTls,
+    path: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(address)
+    let address = url.socket_address();
+    let mut stream = crate::peer::dial_http(url, tls)
         .await
         .map_err(|error| format!("{address}: {error}"))?;
     let mut request = format!(
@@ -227,10 +236,13 @@ async fn peer_post(address: &str, path: &str, body: &[u8]) -> Result<Vec<u8>, St
         .await
         .map_err(|error| error.to_string())?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|error| error.to_string())?;
+    match stream.read_to_end(&mut response).await {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify after a whole answer.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+        }
+        Err(error) => return Err(error.to_string()),
+    }
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
