@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{etcdctl_path, free_port};
 
 /// Every wait of the cluster tests ends by this bound.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// One member process of a test cluster; killed on drop.
 pub struct Member {
