@@ -25,7 +25,6 @@
 use std::time::Duration;
 
 use oxetcd_spec::membership::Member;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::config::url::Url;
@@ -164,49 +163,27 @@ pub async fn fetch_cluster(
 }
 
 async fn fetch_one(url: &Url, tls: DialTls) -> Result<RemoteCluster, String> {
-    let address = url.socket_address();
     let get = format!("Get \"{url}{MEMBERS_PATH}\"");
-    let mut stream = crate::peer::dial_http(url, tls)
-        .await
-        .map_err(|error| format!("{get}: dial tcp {address}: {error}"))?;
-    let request =
-        format!("GET {MEMBERS_PATH} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
+    let answer = crate::peer::request(url, tls.as_ref(), "GET", MEMBERS_PATH, "", &[])
         .await
         .map_err(|error| format!("{get}: {error}"))?;
-    let mut response = Vec::new();
-    match stream.read_to_end(&mut response).await {
-        Ok(_) => {}
-        // A TLS peer that closes without close_notify after a whole answer.
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
-        }
-        Err(error) => return Err(format!("{get}: {error}")),
-    }
-    parse_members_response(&response).map_err(|error| format!("{get}: {error}"))
+    parse_members_answer(&answer).map_err(|error| format!("{get}: {error}"))
 }
 
-/// Parses a `/members` HTTP response (status, cluster id header, JSON body).
+/// Reads a peer's `/members` answer (status, cluster id header, JSON body).
 ///
 /// # Errors
 /// A message when it is not a 200 with both.
-pub fn parse_members_response(response: &[u8]) -> Result<RemoteCluster, String> {
-    let text = String::from_utf8_lossy(response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "malformed HTTP response".to_owned())?;
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("unexpected answer {status:?}"));
+pub fn parse_members_answer(answer: &crate::peer::Answer) -> Result<RemoteCluster, String> {
+    if answer.status != 200 {
+        return Err(format!("unexpected answer {}", answer.status));
     }
-    let cluster_id = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case(CLUSTER_ID_HEADER))
-        .and_then(|(_, value)| u64::from_str_radix(value.trim(), 16).ok())
+    let cluster_id = answer
+        .header(CLUSTER_ID_HEADER)
+        .and_then(|value| u64::from_str_radix(value, 16).ok())
         .ok_or_else(|| format!("no {CLUSTER_ID_HEADER} header"))?;
-    let mut members: Vec<RemoteMember> =
-        serde_json::from_str(body.trim()).map_err(|error| format!("bad member list: {error}"))?;
+    let mut members: Vec<RemoteMember> = serde_json::from_slice(&answer.body)
+        .map_err(|error| format!("bad member list: {error}"))?;
     members.sort_by_key(|m| m.id);
     Ok(RemoteCluster {
         cluster_id,
@@ -388,9 +365,11 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Etcd-Cluster-Id: \
              ed87acd09d28bf36\r\n\r\n{body}\n"
         );
-        let cluster = parse_members_response(response.as_bytes()).unwrap();
+        let answer = crate::peer::parse_answer(response.as_bytes()).unwrap();
+        let cluster = parse_members_answer(&answer).unwrap();
         assert_eq!(cluster.cluster_id, 0xed87_acd0_9d28_bf36);
         assert_eq!(cluster.members, members);
-        assert!(parse_members_response(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
+        let not_found = crate::peer::parse_answer(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap();
+        assert!(parse_members_answer(&not_found).is_err());
     }
 }

@@ -129,7 +129,7 @@ impl Drop for Peer {
 
 impl Transport {
     /// The peer TLS client configuration (`None` for plain peer URLs), for HTTP
-    /// requests to peers through [`dial_http`].
+    /// requests to peers through [`request`].
     #[must_use]
     pub fn dial_tls(&self) -> DialTls {
         self.inner.tls.clone()
@@ -477,15 +477,99 @@ impl Sender {
 /// The buffered write side of a stream to a peer.
 type PeerWriter = BufWriter<tokio::io::WriteHalf<Box<dyn PeerIo>>>;
 
-/// Connects to `url` for an HTTP request on the peer port: TCP, then TLS with `tls`
-/// (the peer TLS client configuration) for an `https://` URL.
+/// Why a [`request`] to a peer port failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The connection or its TLS handshake failed.
+    #[error("dial tcp {address}: {error}")]
+    Dial {
+        /// The peer's socket address.
+        address: String,
+        /// What the dial reported.
+        error: String,
+    },
+    /// Writing the request or reading the answer failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The answer is not an HTTP response.
+    #[error("malformed HTTP response")]
+    Malformed,
+}
+
+/// A peer's answer to a [`request`].
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code (200, 503, …).
+    pub status: u16,
+    /// The header lines after the status line.
+    pub headers: String,
+    /// The body, whole.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name` (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+    }
+}
+
+/// One HTTP/1.1 request to the peer port at `url` (over TLS with `tls` for an
+/// `https://` URL), answered whole: `Connection: close`, read to the end.
 ///
 /// # Errors
-/// The connection's or handshake's, as text.
-pub async fn dial_http(url: &Url, tls: DialTls) -> Result<Box<dyn PeerIo>, String> {
-    dial(url, tls.as_ref())
-        .await
-        .map_err(|error| error.to_string())
+/// The dial's, the exchange's, or a malformed answer.
+pub async fn request(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Answer, RequestError> {
+    let address = url.socket_address();
+    let mut stream = dial(url, tls).await.map_err(|error| RequestError::Dial {
+        address: address.clone(),
+        error: error.to_string(),
+    })?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    stream.write_all(&message).await?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response).await {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify after a whole answer.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+        }
+        Err(error) => return Err(error.into()),
+    }
+    parse_answer(&response).ok_or(RequestError::Malformed)
+}
+
+/// Splits a whole HTTP/1.1 response into status, header lines and body.
+#[must_use]
+pub fn parse_answer(response: &[u8]) -> Option<Answer> {
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&response[..split]).ok()?;
+    let (status_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Answer {
+        status,
+        headers: headers.to_owned(),
+        body: response[split + 4..].to_vec(),
+    })
 }
 
 /// Connects to `url`: TCP, then TLS with `tls` for an `https://` URL.
@@ -922,38 +1006,24 @@ async fn lease_renew_request(
     tls: Option<&Arc<rustls::ClientConfig>>,
     id: i64,
 ) -> Result<i64, String> {
-    let address = url.socket_address();
-    let mut stream = dial(url, tls)
-        .await
-        .map_err(|error| format!("{url}: {error}"))?;
     let body = id.to_string();
-    let request = format!(
-        "POST {LEASE_RENEW_PATH} HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|error| error.to_string())?;
-    let mut response = Vec::new();
-    match stream.read_to_end(&mut response).await {
-        Ok(_) => {}
-        // A TLS peer that closes without close_notify after a whole answer.
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
-        }
-        Err(error) => return Err(error.to_string()),
+    let answer = request(
+        url,
+        tls,
+        "POST",
+        LEASE_RENEW_PATH,
+        "text/plain",
+        body.as_bytes(),
+    )
+    .await
+    .map_err(|error| format!("{url}: {error}"))?;
+    let text = String::from_utf8_lossy(&answer.body);
+    if answer.status != 200 {
+        return Err(text.trim().to_owned());
     }
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "malformed answer".to_owned())?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(body.trim().to_owned());
-    }
-    body.trim()
+    text.trim()
         .parse()
-        .map_err(|_| format!("malformed TTL {body:?}"))
+        .map_err(|_| format!("malformed TTL {text:?}"))
 }
 
 /// The peer port's own HTTP routes (merged with [`crate::http::router`]).

@@ -463,6 +463,23 @@ mod tests {
 
     const ETCD_SNAPSHOT: &[u8] = include_bytes!("testdata/etcd-3.4.23.db");
 
+    /// The auth commands among converted records, in order.
+    fn auth_commands(records: &[Record]) -> Vec<AuthCommand> {
+        records
+            .iter()
+            .filter(|r| r.0 == Bucket::Auth)
+            .map(|r| {
+                match oxetcd_spec::apply::codec::decode(&r.2[8..])
+                    .unwrap()
+                    .command
+                {
+                    Command::Auth(c) => c,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn an_etcd_snapshot_becomes_keys_leases_compaction_and_an_auth_log() {
         let body = super::super::verify(ETCD_SNAPSHOT, false).unwrap();
@@ -479,19 +496,7 @@ mod tests {
             .collect();
         assert_eq!(meta, [FINISHED_COMPACT_KEY]);
         // Role r1 with two permissions; users alice (role r1), bob, root.
-        let commands: Vec<AuthCommand> = records
-            .iter()
-            .filter(|r| r.0 == Bucket::Auth)
-            .map(|r| {
-                match oxetcd_spec::apply::codec::decode(&r.2[8..])
-                    .unwrap()
-                    .command
-                {
-                    Command::Auth(c) => c,
-                    other => panic!("{other:?}"),
-                }
-            })
-            .collect();
+        let commands = auth_commands(&records);
         assert_eq!(commands.len(), 7, "{commands:?}");
         assert!(matches!(&commands[0], AuthCommand::RoleAdd { name } if name == "r1"));
         assert!(matches!(
@@ -541,20 +546,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let commands: Vec<AuthCommand> = records_from_bbolt(&db)
-            .unwrap()
-            .iter()
-            .filter(|r| r.0 == Bucket::Auth)
-            .map(|r| {
-                match oxetcd_spec::apply::codec::decode(&r.2[8..])
-                    .unwrap()
-                    .command
-                {
-                    Command::Auth(c) => c,
-                    other => panic!("{other:?}"),
-                }
-            })
-            .collect();
+        let commands = auth_commands(&records_from_bbolt(&db).unwrap());
         let mut replayed = AuthStore::new();
         for command in &commands {
             match command {

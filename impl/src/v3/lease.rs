@@ -185,15 +185,28 @@ async fn time_to_live_on_leader(
         let address = url.socket_address();
         let asked = tokio::time::timeout(
             PEER_TIMEOUT,
-            peer_post(&url, tls.clone(), LEASE_TTL_PATH, &body),
+            crate::peer::request(
+                &url,
+                tls.as_ref(),
+                "POST",
+                LEASE_TTL_PATH,
+                "application/protobuf",
+                &body,
+            ),
         )
         .await;
         match asked {
-            Ok(Ok(bytes)) => {
-                return pb::LeaseTimeToLiveResponse::decode(bytes.as_slice())
+            Ok(Ok(answer)) if answer.status == 200 => {
+                return pb::LeaseTimeToLiveResponse::decode(answer.body.as_slice())
                     .map_err(|error| Status::internal(format!("lease: leader's answer: {error}")));
             }
-            Ok(Err(error)) => last_error = error,
+            Ok(Ok(answer)) => {
+                last_error = format!(
+                    "{address}: {}",
+                    String::from_utf8_lossy(&answer.body).trim()
+                );
+            }
+            Ok(Err(error)) => last_error = format!("{address}: {error}"),
             Err(_) => last_error = format!("{address}: timed out"),
         }
     }
@@ -210,49 +223,6 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The peer port's TimeToLive path (body: `LeaseTimeToLiveRequest`, answer:
 /// `LeaseTimeToLiveResponse` without header, both protobuf; 503 on a non-leader).
 pub const LEASE_TTL_PATH: &str = "/oxetcd/lease/timetolive";
-
-/// One HTTP/1.1 POST to a peer port (over TLS for an `https://` peer URL); the
-/// answer's body on 200.
-async fn peer_post(
-    url: &crate::config::url::Url,
-    tls: crate::peer::DialTls,
-    path: &str,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let address = url.socket_address();
-    let mut stream = crate::peer::dial_http(url, tls)
-        .await
-        .map_err(|error| format!("{address}: {error}"))?;
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/protobuf\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    stream
-        .write_all(&request)
-        .await
-        .map_err(|error| error.to_string())?;
-    let mut response = Vec::new();
-    match stream.read_to_end(&mut response).await {
-        Ok(_) => {}
-        // A TLS peer that closes without close_notify after a whole answer.
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
-        }
-        Err(error) => return Err(error.to_string()),
-    }
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| "malformed answer".to_owned())?;
-    let (head, body) = (&response[..split], &response[split + 4..]);
-    if !head.starts_with(b"HTTP/1.1 200") {
-        return Err(String::from_utf8_lossy(body).trim().to_owned());
-    }
-    Ok(body.to_vec())
-}
 
 /// The peer port's lease routes (merged into the peer router): the leader's side of a
 /// forwarded TimeToLive.
