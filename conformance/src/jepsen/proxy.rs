@@ -4,8 +4,10 @@
 //! `i` from another member goes through proxy `i`. To isolate `i`, the proxy drops
 //! connections to `i` and connections whose sender is `i`. The sender of a connection
 //! is read from the `X-Server-From` header of its first HTTP request (etcd's peer
-//! protocol sends it on every stream and pipeline request); when a peer protocol does
-//! not carry it, only the direction towards the isolated member is cut.
+//! protocol sends it on every stream and pipeline request), or from the handshake of
+//! oxetcd's peer streams (`OXRAFT01` then the sender's and receiver's IDs as big-endian
+//! u64s); when a peer protocol carries neither, only the direction towards the isolated
+//! member is cut.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -100,7 +102,24 @@ impl Drop for PeerProxies {
     }
 }
 
-fn sender_of(head: &[u8]) -> Option<u64> {
+/// The magic opening oxetcd's peer streams; the sender's ID follows it.
+const OXRAFT_MAGIC: &[u8; 8] = b"OXRAFT01";
+
+/// Whether `head` is the whole head the sender can be read from: an HTTP request head,
+/// or an oxetcd stream handshake up to the sender's ID.
+fn head_complete(head: &[u8]) -> bool {
+    if head.starts_with(OXRAFT_MAGIC) {
+        return head.len() >= OXRAFT_MAGIC.len() + 8;
+    }
+    head.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// The raft ID of the sender named by `head` (see [`head_complete`]).
+pub fn sender_of(head: &[u8]) -> Option<u64> {
+    if let Some(rest) = head.strip_prefix(OXRAFT_MAGIC.as_slice()) {
+        let id: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+        return Some(u64::from_be_bytes(id));
+    }
     let text = String::from_utf8_lossy(head);
     text.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
@@ -131,7 +150,7 @@ async fn forward(
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    while head.len() < 16 * 1024 && !head_complete(&head) {
         match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(n)) => head.extend_from_slice(&buf[..n]),

@@ -603,6 +603,14 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
     let result = run_on(cfg, cluster.as_mut()).await;
     if let Some(c) = cluster.as_mut() {
         c.shutdown().await;
+        // The members' logs go next to the history (the cluster's directory is removed).
+        if let Some(out) = &cfg.out_dir {
+            for i in 0..c.members.len() {
+                let name = format!("n{i}.log");
+                let _ = std::fs::create_dir_all(out);
+                let _ = std::fs::copy(c.dir().join(&name), out.join(&name));
+            }
+        }
     }
     result
 }
