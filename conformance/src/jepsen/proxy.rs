@@ -115,7 +115,7 @@ fn head_complete(head: &[u8]) -> bool {
 }
 
 /// The raft ID of the sender named by `head` (see [`head_complete`]).
-pub fn sender_of(head: &[u8]) -> Option<u64> {
+fn sender_of(head: &[u8]) -> Option<u64> {
     if let Some(rest) = head.strip_prefix(OXRAFT_MAGIC.as_slice()) {
         let id: [u8; 8] = rest.get(..8)?.try_into().ok()?;
         return Some(u64::from_be_bytes(id));
@@ -177,5 +177,32 @@ async fn forward(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sender_is_read_from_an_etcd_header_or_an_oxetcd_handshake() {
+        let etcd = b"GET /raft/stream/message/2 HTTP/1.1\r\nHost: x\r\nX-Server-From: 8e9e05c52164694d\r\n\r\n";
+        assert!(head_complete(etcd));
+        assert_eq!(sender_of(etcd), Some(0x8e9e_05c5_2164_694d));
+
+        let mut oxetcd = OXRAFT_MAGIC.to_vec();
+        oxetcd.extend_from_slice(&0x1234_u64.to_be_bytes());
+        assert!(
+            head_complete(&oxetcd),
+            "the sender's ID is all the proxy needs"
+        );
+        oxetcd.extend_from_slice(&0x5678_u64.to_be_bytes());
+        assert_eq!(sender_of(&oxetcd), Some(0x1234));
+
+        let partial = &oxetcd[..OXRAFT_MAGIC.len() + 4];
+        assert!(!head_complete(partial));
+        assert_eq!(sender_of(partial), None);
+        assert!(!head_complete(b"GET / HTTP/1.1\r\n"));
+        assert_eq!(sender_of(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
     }
 }
