@@ -2,9 +2,10 @@
 //! self-signed pair from `--auto-tls`, kept under `<data-dir>/fixtures/client` and valid
 //! for one year), `--trusted-ca-file` (makes a client certificate signed by that CA
 //! mandatory) and `--client-cert-auth` (with auth enabled, a request without a token runs
-//! as the user named by its certificate's CommonName), and `https://` listen URLs. gRPC,
-//! the v3 JSON gateway and the HTTP endpoints are served over TLS on the same port (ALPN
-//! `h2` and `http/1.1`).
+//! as the user named by its certificate's CommonName), `--client-cert-allowed-hostname`
+//! (a client certificate must also be valid for that host name), and `https://` listen
+//! URLs. gRPC, the v3 JSON gateway and the HTTP endpoints are served over TLS on the same
+//! port (ALPN `h2` and `http/1.1`).
 //!
 //! An `http://` URL is served in the clear even when certificates are given (with etcd's
 //! warnings); an `https://` URL without certificates is refused at start-up. When the
@@ -14,7 +15,7 @@
 //!
 //! The peer port is served the same way (`--peer-cert-file`, `--peer-key-file`,
 //! `--peer-trusted-ca-file`, `--peer-client-cert-auth`, `--peer-auto-tls` under
-//! `<data-dir>/fixtures/peer`, `--peer-crl-file`, `--peer-cert-allowed-cn`): [`peer_tls`]
+//! `<data-dir>/fixtures/peer`, `--peer-crl-file`, `--peer-cert-allowed-cn` or `--peer-cert-allowed-hostname`): [`peer_tls`]
 //! gives the server configuration of `https://` peer listeners and the client
 //! configuration `crate::peer` dials `https://` peer URLs with. As in etcd, a generated
 //! (auto-TLS) pair drops the trusted CA and client certificate auth, and members with
@@ -325,24 +326,56 @@ fn client_verifier(
     let verifier = builder
         .build()
         .with_context(|| format!("{prefix}trusted-ca-file {}", ca_file.display()))?;
-    Ok(Some(match &files.allowed_cn {
-        Some(allowed) => Arc::new(AllowedCommonName {
-            inner: verifier,
-            allowed: allowed.clone(),
-        }),
-        None => verifier,
-    }))
+    let allowed = match (&files.allowed_cn, &files.allowed_hostname) {
+        (Some(cn), Some(hostname)) => anyhow::bail!(
+            "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
+        ),
+        (Some(cn), None) => Allowed::CommonName(cn.clone()),
+        (None, Some(hostname)) => Allowed::Hostname(
+            rustls::pki_types::ServerName::try_from(hostname.clone()).with_context(|| {
+                format!("{prefix}cert-allowed-hostname {hostname:?} is not a host name")
+            })?,
+        ),
+        (None, None) => return Ok(Some(verifier)),
+    };
+    Ok(Some(Arc::new(AllowedIdentity {
+        inner: verifier,
+        allowed,
+    })))
 }
 
-/// `--peer-cert-allowed-cn`: a verified client certificate must also carry this subject
-/// CommonName.
+/// `--peer-cert-allowed-cn`, `--client-cert-allowed-hostname` and
+/// `--peer-cert-allowed-hostname`: what a verified client certificate must also show
+/// (etcd takes one or the other).
 #[derive(Debug)]
-struct AllowedCommonName {
+struct AllowedIdentity {
     inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
-    allowed: String,
+    allowed: Allowed,
 }
 
-impl rustls::server::danger::ClientCertVerifier for AllowedCommonName {
+#[derive(Debug)]
+enum Allowed {
+    /// The subject's CommonName, exactly.
+    CommonName(String),
+    /// A host name (or IP address) the certificate is valid for, as a server
+    /// certificate would be checked (subject alternative names, wildcards).
+    Hostname(rustls::pki_types::ServerName<'static>),
+}
+
+impl Allowed {
+    fn admits(&self, end_entity: &CertificateDer<'_>) -> bool {
+        match self {
+            Allowed::CommonName(cn) => {
+                common_name(end_entity.as_ref()).as_deref() == Some(cn.as_str())
+            }
+            Allowed::Hostname(name) => rustls::server::ParsedCertificate::try_from(end_entity)
+                .and_then(|parsed| rustls::client::verify_server_name(&parsed, name))
+                .is_ok(),
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for AllowedIdentity {
     fn offer_client_auth(&self) -> bool {
         self.inner.offer_client_auth()
     }
@@ -364,7 +397,7 @@ impl rustls::server::danger::ClientCertVerifier for AllowedCommonName {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if common_name(end_entity.as_ref()).as_deref() == Some(self.allowed.as_str()) {
+        if self.allowed.admits(end_entity) {
             Ok(verified)
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -1098,6 +1131,61 @@ mod tests {
         assert_eq!(common_name(cert.der()), None);
         assert_eq!(common_name(&cert.der()[..20]), None, "truncated input");
         assert_eq!(common_name(b""), None);
+    }
+
+    #[test]
+    fn an_allowed_hostname_admits_certificates_valid_for_it_and_an_allowed_cn_its_subject() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![
+            "127.0.0.1".to_owned(),
+            "*.members.example".to_owned(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "member");
+        let cert = params.self_signed(&key).unwrap();
+        let hostname = |name: &str| {
+            Allowed::Hostname(rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap())
+        };
+        assert!(hostname("127.0.0.1").admits(cert.der()));
+        assert!(hostname("m1.members.example").admits(cert.der()));
+        assert!(!hostname("127.0.0.2").admits(cert.der()));
+        assert!(!hostname("members.example").admits(cert.der()));
+        assert!(
+            !hostname("member").admits(cert.der()),
+            "the CommonName is not a host name"
+        );
+        assert!(Allowed::CommonName("member".into()).admits(cert.der()));
+        assert!(!Allowed::CommonName("other".into()).admits(cert.der()));
+    }
+
+    #[test]
+    fn an_allowed_cn_and_an_allowed_hostname_together_are_refused_with_etcds_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.self_signed(&key).unwrap().pem()).unwrap();
+        let files = TlsFiles {
+            trusted_ca_file: Some(ca_file),
+            allowed_cn: Some("a".into()),
+            allowed_hostname: Some("b".into()),
+            ..TlsFiles::default()
+        };
+        let Err(error) = client_verifier("--peer-", &files, &provider(&[])) else {
+            panic!("an allowed CN with an allowed hostname was accepted");
+        };
+        assert_eq!(
+            error.to_string(),
+            r#"AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")"#
+        );
+        let hostname_only = TlsFiles {
+            allowed_cn: None,
+            ..files
+        };
+        assert!(client_verifier("--peer-", &hostname_only, &provider(&[])).is_ok());
     }
 
     #[test]

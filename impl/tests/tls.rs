@@ -503,3 +503,53 @@ fn cipher_suites_restrict_tls_1_2_and_an_unknown_name_is_refused() {
     let (tls13, body) = server.curl("https", &pki.curl_flags(None), "/version", None);
     assert!(tls13 && body.contains("etcdserver"), "{body}");
 }
+
+#[test]
+fn client_cert_allowed_hostname_admits_only_client_certificates_valid_for_that_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), &["alice"]);
+    let mut flags = pki.server_flags();
+    flags.extend(strings(&[
+        "--trusted-ca-file",
+        &pki.path("ca.pem"),
+        "--client-cert-allowed-hostname",
+        "127.0.0.1",
+    ]));
+    let server = start(dir.path(), "https://127.0.0.1:{port}", &flags);
+    // The server pair (SAN 127.0.0.1, client auth usage) is valid for the allowed host.
+    let member = pki.etcdctl_flags(Some("server"));
+    assert_eq!(server.ok("https", &member, &["put", "k", "v"]).trim(), "OK");
+    // alice's certificate is signed by the same CA but names no host: refused, as etcd
+    // refuses it ("client certificate authentication failed" in its log).
+    let alice = server.etcdctl(
+        "https",
+        &pki.etcdctl_flags(Some("alice")),
+        &["put", "k", "x"],
+    );
+    assert!(
+        !alice.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alice.stdout)
+    );
+    assert_eq!(
+        server
+            .ok("https", &member, &["get", "k", "--print-value-only"])
+            .trim(),
+        "v"
+    );
+    drop(server);
+
+    // A host name no certificate is valid for refuses every client.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), &[]);
+    let mut flags = pki.server_flags();
+    flags.extend(strings(&[
+        "--trusted-ca-file",
+        &pki.path("ca.pem"),
+        "--client-cert-allowed-hostname",
+        "other.example",
+    ]));
+    let server = start(dir.path(), "https://127.0.0.1:{port}", &flags);
+    let refused = server.etcdctl("https", &pki.etcdctl_flags(Some("server")), &["get", "k"]);
+    assert!(!refused.status.success());
+}

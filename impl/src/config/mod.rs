@@ -65,6 +65,9 @@ pub struct TlsFiles {
     pub crl_file: Option<PathBuf>,
     /// The CommonName the other side's certificate must carry (`--peer-cert-allowed-cn`).
     pub allowed_cn: Option<String>,
+    /// The host name the other side's certificate must be valid for
+    /// (`--client-cert-allowed-hostname`, `--peer-cert-allowed-hostname`).
+    pub allowed_hostname: Option<String>,
 }
 
 impl TlsFiles {
@@ -497,11 +500,19 @@ impl Reader<'_> {
                 .map(|setting| setting.key)
                 .unwrap_or("")
         };
-        let (crl_key, allowed_cn) = if prefix.is_empty() {
-            ("client-crl-file", None)
+        let given = |key: &'static str| Some(self.text(key)).filter(|text| !text.is_empty());
+        let (crl_key, allowed_cn, allowed_hostname) = if prefix.is_empty() {
+            (
+                "client-crl-file",
+                None,
+                given("client-cert-allowed-hostname"),
+            )
         } else {
-            let allowed = self.text("peer-cert-allowed-cn");
-            ("peer-crl-file", (!allowed.is_empty()).then_some(allowed))
+            (
+                "peer-crl-file",
+                given("peer-cert-allowed-cn"),
+                given("peer-cert-allowed-hostname"),
+            )
         };
         Ok(TlsFiles {
             cert_file: self.path(key("cert-file")),
@@ -511,6 +522,7 @@ impl Reader<'_> {
             auto_tls: self.boolean(key("auto-tls"))?,
             crl_file: self.path(crl_key),
             allowed_cn,
+            allowed_hostname,
         })
     }
 

@@ -346,7 +346,7 @@ pub const SETTINGS: &[Setting] = &[
         "",
         "Path to the client certificate revocation list file.",
     ),
-    accepted(
+    used(
         "client-cert-allowed-hostname",
         Kind::Text,
         "",
@@ -394,7 +394,7 @@ pub const SETTINGS: &[Setting] = &[
         "",
         "Required CN for client certs connecting to the peer endpoint.",
     ),
-    accepted(
+    used(
         "peer-cert-allowed-hostname",
         Kind::Text,
         "",

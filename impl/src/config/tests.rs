@@ -401,7 +401,7 @@ fn cipher_suites_take_gos_names_and_refuse_others_as_etcd_does() {
 }
 
 #[test]
-fn peer_crl_file_and_allowed_cn_are_read() {
+fn crl_files_allowed_cn_and_allowed_hostnames_are_read() {
     let (config, _) = serve(
         &[
             "--peer-crl-file",
@@ -410,8 +410,10 @@ fn peer_crl_file_and_allowed_cn_are_read() {
             "member",
             "--client-crl-file",
             "/client-crl.pem",
+            "--client-cert-allowed-hostname",
+            "client.example",
         ],
-        &[],
+        &[("ETCD_PEER_CERT_ALLOWED_HOSTNAME", "peer.example")],
     );
     assert_eq!(config.peer_tls.crl_file, Some(PathBuf::from("/crl.pem")));
     assert_eq!(config.peer_tls.allowed_cn.as_deref(), Some("member"));
@@ -420,4 +422,12 @@ fn peer_crl_file_and_allowed_cn_are_read() {
         Some(PathBuf::from("/client-crl.pem"))
     );
     assert_eq!(config.client_tls.allowed_cn, None);
+    assert_eq!(
+        config.client_tls.allowed_hostname.as_deref(),
+        Some("client.example")
+    );
+    assert_eq!(
+        config.peer_tls.allowed_hostname.as_deref(),
+        Some("peer.example")
+    );
 }
