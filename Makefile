@@ -10,7 +10,8 @@ ENDPOINT ?= http://127.0.0.1:2379
 run:
 	$(CARGO) run --release --bin oxetcd --
 
-build:
+# Test builds need what `make etcd-reference` installs (protoc for impl/client-tests).
+build: etcd-reference
 	$(CARGO) build --workspace --all-targets
 
 # Everything CI checks: formatting, clippy with warnings as errors, every test.
@@ -19,7 +20,7 @@ test: export CARGO_INCREMENTAL ?= 0
 test: etcd-reference lint
 	$(CARGO) test --workspace --all-targets
 
-lint:
+lint: etcd-reference
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -27,7 +28,8 @@ fmt:
 	$(CARGO) fmt --all
 
 # The reference etcd 3.4.23 (Debian's etcd-server and etcd-client), used by the
-# conformance and linearizability tests. Installed only when missing.
+# conformance and linearizability tests, the Python client libraries and protoc (for the
+# etcd-client crate's build script). Installed only when missing.
 etcd-reference:
 	@sh conformance/ensure-etcd.sh
 

@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, etcdctl_path};
+use common::{Etcdctl, Server};
 
 #[test]
 fn put_get_delete_with_prefix_range_and_sort() {
@@ -91,30 +89,15 @@ fn watch_reports_history_and_live_events() {
     let server = Server::start(dir.path());
     server.ok(&["put", "w/1", "a"]);
     server.ok(&["put", "w/2", "b"]);
-    let mut watcher = Command::new(etcdctl_path())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", server.endpoint()))
-        .args(["watch", "--prefix", "w/", "--rev=1", "--prev-kv"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watcher.stdout.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines_tx.send(line.unwrap_or_default()).is_err() {
-                return;
-            }
-        }
-    });
+    let watcher =
+        Etcdctl::v3(&server.endpoint()).spawn(&["watch", "--prefix", "w/", "--rev=1", "--prev-kv"]);
     let mut lines = Vec::new();
     let mut wrote_live = false;
     let deadline = Instant::now() + Duration::from_secs(20);
     // PUT w/1 a, PUT w/2 b (history), then DELETE w/1 (live): etcdctl prints the previous
     // key-value before the deleted one.
     while lines.len() < 11 && Instant::now() < deadline {
-        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(200)) {
+        if let Some(line) = watcher.line(Duration::from_millis(200)) {
             lines.push(line);
         }
         if lines.len() >= 6 && !wrote_live {
@@ -122,8 +105,7 @@ fn watch_reports_history_and_live_events() {
             wrote_live = true;
         }
     }
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    drop(watcher);
     assert_eq!(
         lines,
         [
@@ -271,14 +253,7 @@ fn endpoints_given_as_urls_with_a_scheme_are_served() {
     let server = Server::start(dir.path());
     let url = format!("http://127.0.0.1:{}", server.client_port);
     let run = |args: &[&str]| {
-        let output = Command::new(etcdctl_path())
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={url}"))
-            .arg("--command-timeout=10s")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = Etcdctl::v3(&url).flag("--command-timeout=10s").run(args);
         assert!(
             output.status.success(),
             "etcdctl {args:?} failed: {}",

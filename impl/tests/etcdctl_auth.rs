@@ -71,6 +71,29 @@ fn set_up_users(server: &Server) {
     );
 }
 
+/// With auth enabled: root writes `foo`; alice reads it but may not write it, and a wrong
+/// password is refused.
+fn root_writes_and_alice_reads_only_with_her_password(server: &Server, value: &str) {
+    assert_eq!(
+        server.ok(&["--user=root:rootpw", "put", "foo", value]),
+        "OK\n"
+    );
+    assert_eq!(
+        server.ok(&["--user=alice:alicepw", "get", "foo"]),
+        format!("foo\n{value}\n")
+    );
+    fails_with(
+        server,
+        &["--user=alice:alicepw", "put", "foo", "x"],
+        "etcdserver: permission denied",
+    );
+    fails_with(
+        server,
+        &["--user=alice:wrong", "get", "foo"],
+        "etcdserver: authentication failed, invalid user ID or password",
+    );
+}
+
 #[test]
 fn users_roles_and_permissions_behave_as_with_etcd() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,24 +121,7 @@ fn users_roles_and_permissions_behave_as_with_etcd() {
         &["put", "foo", "bar"],
         "etcdserver: user name is empty",
     );
-    assert_eq!(
-        server.ok(&["--user=root:rootpw", "put", "foo", "bar"]),
-        "OK\n"
-    );
-    assert_eq!(
-        server.ok(&["--user=alice:alicepw", "get", "foo"]),
-        "foo\nbar\n"
-    );
-    fails_with(
-        &server,
-        &["--user=alice:alicepw", "put", "foo", "x"],
-        "etcdserver: permission denied",
-    );
-    fails_with(
-        &server,
-        &["--user=alice:wrong", "get", "foo"],
-        "etcdserver: authentication failed, invalid user ID or password",
-    );
+    root_writes_and_alice_reads_only_with_her_password(&server, "bar");
     assert_eq!(
         server.ok(&["--user=alice:alicepw", "put", "pub/a", "1"]),
         "OK\n"
@@ -187,24 +193,7 @@ fn jwt_tokens_authorise_requests() {
     let server = Server::start_with(dir.path(), &["--auth-token", &flag, "--bcrypt-cost", "4"]);
     set_up_users(&server);
     assert_eq!(server.ok(&["auth", "enable"]), "Authentication Enabled\n");
-    assert_eq!(
-        server.ok(&["--user=root:rootpw", "put", "foo", "jwt"]),
-        "OK\n"
-    );
-    assert_eq!(
-        server.ok(&["--user=alice:alicepw", "get", "foo"]),
-        "foo\njwt\n"
-    );
-    fails_with(
-        &server,
-        &["--user=alice:alicepw", "put", "foo", "x"],
-        "etcdserver: permission denied",
-    );
-    fails_with(
-        &server,
-        &["--user=alice:nope", "get", "foo"],
-        "etcdserver: authentication failed, invalid user ID or password",
-    );
+    root_writes_and_alice_reads_only_with_her_password(&server, "jwt");
 }
 
 #[test]

@@ -8,77 +8,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Server, etcdctl_path};
+use common::{Background, Etcdctl, Server};
 use oxetcd_api::etcdserverpb as pb;
 use oxetcd_api::{v3electionpb, v3lockpb};
 
-/// A long-running etcdctl whose stdout lines arrive on a channel; interrupted and reaped
-/// on drop.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+/// A long-running etcdctl (its lines read with [`line`]); killed and reaped on drop.
+fn running(server: &Server, args: &[&str]) -> Background {
+    Etcdctl::v3(&server.endpoint()).spawn(args)
 }
 
-impl Running {
-    fn start(server: &Server, args: &[&str]) -> Running {
-        let mut child = Command::new(etcdctl_path())
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", server.endpoint()))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout: ChildStdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// The next non-empty line (bounded wait).
-    fn line(&self) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .expect("etcdctl printed nothing in time");
-            if !line.is_empty() {
-                return line;
-            }
+/// The next non-empty line (bounded wait).
+fn line(running: &Background) -> String {
+    loop {
+        let line = running
+            .line(Duration::from_secs(20))
+            .expect("etcdctl printed nothing in time");
+        if !line.is_empty() {
+            return line;
         }
-    }
-
-    /// SIGINT, as ^C in a terminal: etcdctl releases its lock or resigns.
-    fn interrupt(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -92,40 +41,40 @@ fn lock_runs_a_command_and_a_second_locker_waits_for_the_first() {
             .contains("held\n")
     );
 
-    let mut holder = Running::start(&server, &["lock", "mutex1"]);
-    let key = holder.line();
+    let mut holder = running(&server, &["lock", "mutex1"]);
+    let key = line(&holder);
     assert!(key.starts_with("mutex1/"), "{key}");
-    let mut waiter = Running::start(&server, &["lock", "mutex1", "--", "echo", "second"]);
+    let mut waiter = running(&server, &["lock", "mutex1", "--", "echo", "second"]);
     // The second locker's key is queued behind the holder's.
     let queued = server.ok(&["get", "--prefix", "mutex1/", "--keys-only"]);
     assert!(queued.contains(&key), "{queued}");
     assert!(
-        waiter.child.try_wait().unwrap().is_none(),
+        waiter.is_running(),
         "the second locker ran while the lock was held"
     );
-    holder.interrupt();
-    assert_eq!(waiter.line(), "second");
-    waiter.interrupt();
+    holder.stop(true);
+    assert_eq!(line(&waiter), "second");
+    waiter.stop(true);
 }
 
 #[test]
 fn elect_campaigns_and_listen_observes_the_leader() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let mut first = Running::start(&server, &["elect", "myelection", "p1"]);
-    let leader_key = first.line();
+    let mut first = running(&server, &["elect", "myelection", "p1"]);
+    let leader_key = line(&first);
     assert!(leader_key.starts_with("myelection/"), "{leader_key}");
-    assert_eq!(first.line(), "p1");
-    let observer = Running::start(&server, &["elect", "-l", "myelection"]);
-    assert_eq!(observer.line(), leader_key);
-    assert_eq!(observer.line(), "p1");
-    let second = Running::start(&server, &["elect", "myelection", "p2"]);
-    first.interrupt();
-    let next_key = second.line();
+    assert_eq!(line(&first), "p1");
+    let observer = running(&server, &["elect", "-l", "myelection"]);
+    assert_eq!(line(&observer), leader_key);
+    assert_eq!(line(&observer), "p1");
+    let second = running(&server, &["elect", "myelection", "p2"]);
+    first.stop(true);
+    let next_key = line(&second);
     assert_ne!(next_key, leader_key);
-    assert_eq!(second.line(), "p2");
-    assert_eq!(observer.line(), next_key);
-    assert_eq!(observer.line(), "p2");
+    assert_eq!(line(&second), "p2");
+    assert_eq!(line(&observer), next_key);
+    assert_eq!(line(&observer), "p2");
 }
 
 async fn grant(channel: &tonic::transport::Channel) -> i64 {

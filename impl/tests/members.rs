@@ -17,9 +17,9 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{Server, etcdctl_path};
+use common::Server;
 
 /// Placeholders for the values that differ between runs.
 #[derive(Default)]
@@ -67,17 +67,6 @@ fn lines_any_order(text: &str) -> Vec<String> {
         .collect();
     lines.sort();
     lines
-}
-
-fn etcdctl_v2(server: &Server, args: &[&str]) -> Output {
-    Command::new(etcdctl_path())
-        .env("ETCDCTL_API", "2")
-        .arg(format!("--endpoints=http://{}", server.endpoint()))
-        .arg("--timeout=10s")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 /// stdout and stderr (without clientv3's JSON retry log lines), and the exit status.
@@ -287,7 +276,7 @@ fn member_changes_and_move_leader_print_what_etcd_prints() {
     // The v2 etcdctl.
     expect(
         &names,
-        &etcdctl_v2(&server, &["member", "list"]),
+        &server.etcdctl_v2().run(&["member", "list"]),
         "{SELF}: name=default peerURLs=http://127.0.0.1:{PEER} clientURLs=http://127.0.0.1:{CLIENT} isLeader=true\n",
         0,
     );
@@ -302,7 +291,7 @@ fn member_changes_and_move_leader_print_what_etcd_prints() {
     names.id("L2", l2);
     expect(
         &names,
-        &etcdctl_v2(&server, &["member", "list"]),
+        &server.etcdctl_v2().run(&["member", "list"]),
         "{L2}[unstarted]: peerURLs=http://127.0.0.1:2\n\
          {SELF}: name=default peerURLs=http://127.0.0.1:{PEER} clientURLs=http://127.0.0.1:{CLIENT} isLeader=true\n",
         0,
@@ -310,19 +299,19 @@ fn member_changes_and_move_leader_print_what_etcd_prints() {
     let l2_hex = format!("{l2:x}");
     expect(
         &names,
-        &etcdctl_v2(&server, &["member", "remove", &l2_hex]),
+        &server.etcdctl_v2().run(&["member", "remove", &l2_hex]),
         "Removed member {L2} from cluster\n",
         0,
     );
     expect(
         &names,
-        &etcdctl_v2(&server, &["member", "remove", &l2_hex]),
+        &server.etcdctl_v2().run(&["member", "remove", &l2_hex]),
         "Couldn't find a member in the cluster with an ID of {L2}.\n",
         1,
     );
     expect(
         &names,
-        &etcdctl_v2(&server, &["member", "remove", "1234"]),
+        &server.etcdctl_v2().run(&["member", "remove", "1234"]),
         "Couldn't find a member in the cluster with an ID of 1234.\n",
         1,
     );
@@ -353,7 +342,9 @@ fn member_changes_and_move_leader_print_what_etcd_prints() {
     let voter_port = common::free_port();
     names.port("VPORT", voter_port);
     let voter_url = format!("http://127.0.0.1:{voter_port}");
-    let out = etcdctl_v2(&server, &["member", "add", "etcd3", &voter_url]);
+    let out = server
+        .etcdctl_v2()
+        .run(&["member", "add", "etcd3", &voter_url]);
     let voter = unstarted_id(&server.ok(&["member", "list"]), &format!("{voter_url},"));
     names.id("V", voter);
     expect(
@@ -366,7 +357,7 @@ fn member_changes_and_move_leader_print_what_etcd_prints() {
     );
     expect(
         &names,
-        &etcdctl_v2(&server, &["member", "list"]),
+        &server.etcdctl_v2().run(&["member", "list"]),
         "{V}[unstarted]: peerURLs=http://127.0.0.1:{VPORT}\n\
          {L3}[unstarted]: peerURLs=http://127.0.0.1:4\n\
          {SELF}: name=default peerURLs=http://127.0.0.1:{PEER} clientURLs=http://127.0.0.1:{CLIENT} isLeader=true\n",

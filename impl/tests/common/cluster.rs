@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{etcdctl_path, free_port};
+use super::{Etcdctl, free_port, oxetcd_path};
 
 /// Every wait of the cluster tests ends by this bound.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -43,9 +43,7 @@ impl Member {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port);
         // `OXETCD_BIN` runs a given build (a shared target dir may hold another's).
-        let bin =
-            std::env::var("OXETCD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_oxetcd").into());
-        let child = Command::new(bin)
+        let child = Command::new(oxetcd_path())
             .args(["--name", &self.name])
             .args(["--data-dir", self.dir.join("data").to_str().unwrap()])
             .args(["--listen-client-urls", &client])
@@ -103,14 +101,9 @@ impl Member {
     }
 
     pub fn etcdctl(&self, args: &[&str]) -> Output {
-        Command::new(etcdctl_path())
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint()))
-            .arg("--command-timeout=5s")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run etcdctl")
+        Etcdctl::v3(&self.endpoint())
+            .flag("--command-timeout=5s")
+            .run(args)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
