@@ -243,6 +243,8 @@ fn command() -> clap::Command {
     let mut command = clap::Command::new("oxetcd")
         .about("An etcd-compatible, strongly consistent key-value store.")
         .disable_version_flag(true)
+        // Go's flag package (etcd's) takes a repeated flag's last value.
+        .args_override_self(true)
         .arg(clap::Arg::new("version").long("version").action(clap::ArgAction::SetTrue).help("Print the version and exit."))
         .arg(
             clap::Arg::new("config-file")

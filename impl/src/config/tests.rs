@@ -203,6 +203,14 @@ fn boolean_flags_stand_alone_or_take_equals() {
 }
 
 #[test]
+fn a_repeated_flag_takes_its_last_value_as_in_etcd() {
+    let (config, _) = serve(&["--name", "first", "--name", "second"], &[]);
+    assert_eq!(config.name, "second");
+    let (config, _) = serve(&["--enable-v2", "--enable-v2=false"], &[]);
+    assert!(!config.enable_v2);
+}
+
+#[test]
 fn accepted_only_flags_are_recorded() {
     let (config, _) = serve(&["--max-wals", "3", "--peer-cert-file", "p.pem"], &[]);
     assert_eq!(
