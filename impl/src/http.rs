@@ -216,6 +216,7 @@ async fn metrics_page(State(state): State<HttpState>) -> impl IntoResponse {
         "# HELP etcd_cluster_version Which version is running. 1 for 'cluster_version' label with current cluster version\n\
          # TYPE etcd_cluster_version gauge\netcd_cluster_version{{cluster_version=\"{ETCD_CAPABILITY_VERSION}\"}} 1"
     );
+    crate::grpc_metrics::write(&mut text);
     (
         [(
             header::CONTENT_TYPE,
@@ -323,29 +324,69 @@ pub async fn cors(
     response
 }
 
-/// Middleware counting the bytes of gRPC request and response bodies (messages with
-/// their length prefixes) into `etcd_network_client_grpc_{received,sent}_bytes_total`.
-pub async fn count_grpc_bytes(
+/// Middleware counting each gRPC call on the client port: the bytes of request and
+/// response bodies (messages with their length prefixes) into
+/// `etcd_network_client_grpc_{received,sent}_bytes_total`, and the calls, their
+/// messages and their status codes into the `grpc_server_*` families
+/// ([`crate::grpc_metrics`]).
+pub async fn count_grpc(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use crate::grpc_metrics::{Messages, Method, Outcome};
     use http_body_util::BodyExt as _;
     if !is_grpc(request.headers()) {
         return next.run(request).await;
     }
-    let counted = |counter: &'static std::sync::atomic::AtomicU64| {
-        move |frame: http_body::Frame<bytes::Bytes>| {
-            if let Some(data) = frame.data_ref() {
-                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-            frame
-        }
+    let method = Method::of_path(request.uri().path());
+    if let Some(method) = method {
+        method.started();
+    }
+    let mut received = method.map(|method| Messages::new(method, false));
+    let request = request.map(|body| {
+        axum::body::Body::new(
+            body.map_frame(move |frame: http_body::Frame<bytes::Bytes>| {
+                if let Some(data) = frame.data_ref() {
+                    metrics::GRPC_RECEIVED_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if let Some(received) = received.as_mut() {
+                        received.feed(data);
+                    }
+                }
+                frame
+            }),
+        )
+    });
+    let response = next.run(request).await;
+    let Some(method) = method else {
+        return response.map(|body| {
+            axum::body::Body::new(body.map_frame(|frame: http_body::Frame<bytes::Bytes>| {
+                if let Some(data) = frame.data_ref() {
+                    metrics::GRPC_SENT_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                frame
+            }))
+        });
     };
-    let request = request
-        .map(|body| axum::body::Body::new(body.map_frame(counted(&metrics::GRPC_RECEIVED_BYTES))));
-    next.run(request)
-        .await
-        .map(|body| axum::body::Body::new(body.map_frame(counted(&metrics::GRPC_SENT_BYTES))))
+    let mut outcome = Outcome::new(method);
+    if let Some(status) = response.headers().get("grpc-status") {
+        // A trailers-only answer (an error before any message).
+        outcome.finish(Some(status.as_bytes()));
+    }
+    let mut sent = Messages::new(method, true);
+    response.map(|body| {
+        axum::body::Body::new(
+            body.map_frame(move |frame: http_body::Frame<bytes::Bytes>| {
+                if let Some(data) = frame.data_ref() {
+                    metrics::GRPC_SENT_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    sent.feed(data);
+                }
+                if let Some(trailers) = frame.trailers_ref() {
+                    outcome.finish(trailers.get("grpc-status").map(|value| value.as_bytes()));
+                }
+                frame
+            }),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod corruption;
 pub mod errors;
 pub mod gateway;
+pub mod grpc_metrics;
 pub mod http;
 pub mod join;
 pub mod logging;

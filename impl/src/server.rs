@@ -472,7 +472,7 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
             quota_bytes: ctx.config.quota_bytes(),
         }))
         .merge(crate::v2::router(ctx))
-        .layer(axum::middleware::from_fn(crate::http::count_grpc_bytes))
+        .layer(axum::middleware::from_fn(crate::http::count_grpc))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(crate::http::Cors::new(&ctx.config.cors)),
             crate::http::cors,

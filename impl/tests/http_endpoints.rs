@@ -69,6 +69,8 @@ fn metrics_follow_keys_operations_commits_and_grpc_traffic() {
     server.ok(&["put", "--prev-kv", "c", "1"]);
     server.ok(&["del", "a"]);
     server.ok(&["get", "b"]);
+    // Lease 1 does not exist: NotFound ("etcdserver: requested lease not found").
+    assert!(!server.etcdctl(&["lease", "revoke", "1"]).status.success());
     let (_, after) = request(&server, "GET", "/metrics", &[], "");
     let delta = |name: &str| sample(&after, name) - sample(&before, name);
     // Live keys: b and c (a was deleted).
@@ -104,6 +106,68 @@ fn metrics_follow_keys_operations_commits_and_grpc_traffic() {
     assert_eq!(
         sample(&after, "etcd_cluster_version{cluster_version=\"3.4\"}"),
         1.0
+    );
+
+    // The gRPC server families, with etcd 3.4.23's labels: four Puts, one DeleteRange,
+    // one Range, and a LeaseRevoke answered NotFound.
+    let kv = |method: &str| {
+        format!("grpc_method=\"{method}\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"")
+    };
+    assert_eq!(
+        delta(&format!("grpc_server_started_total{{{}}}", kv("Put"))),
+        4.0
+    );
+    assert_eq!(
+        delta(&format!(
+            "grpc_server_handled_total{{grpc_code=\"OK\",{}}}",
+            kv("Put")
+        )),
+        4.0
+    );
+    assert_eq!(
+        delta(&format!("grpc_server_msg_received_total{{{}}}", kv("Put"))),
+        4.0
+    );
+    assert_eq!(
+        delta(&format!("grpc_server_msg_sent_total{{{}}}", kv("Put"))),
+        4.0
+    );
+    assert_eq!(
+        delta(&format!(
+            "grpc_server_started_total{{{}}}",
+            kv("DeleteRange")
+        )),
+        1.0
+    );
+    assert_eq!(
+        delta(&format!("grpc_server_started_total{{{}}}", kv("Range"))),
+        1.0
+    );
+    let revoke =
+        "grpc_method=\"LeaseRevoke\",grpc_service=\"etcdserverpb.Lease\",grpc_type=\"unary\"";
+    assert_eq!(
+        delta(&format!(
+            "grpc_server_handled_total{{grpc_code=\"NotFound\",{revoke}}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        delta(&format!("grpc_server_msg_sent_total{{{revoke}}}")),
+        0.0
+    );
+    // Methods never called are listed with zeros, as etcd lists them: 39 methods (etcd
+    // also lists grpc.health.v1.Health's two), each with 17 status codes.
+    let handled = after
+        .lines()
+        .filter(|line| line.starts_with("grpc_server_handled_total{"))
+        .count();
+    assert_eq!(handled, 39 * 17, "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "grpc_server_started_total{grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\",grpc_type=\"bidi_stream\"}"
+        ),
+        0.0
     );
 }
 

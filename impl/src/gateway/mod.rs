@@ -188,7 +188,7 @@ pub fn router(grpc: Router, body_limit: usize) -> anyhow::Result<Router> {
     }
     // The gateway's calls are gRPC calls, counted in the gRPC byte metrics as etcd's
     // (whose gateway dials its own gRPC server) are.
-    let grpc = grpc.layer(axum::middleware::from_fn(crate::http::count_grpc_bytes));
+    let grpc = grpc.layer(axum::middleware::from_fn(crate::http::count_grpc));
     let gateway = Gateway(Arc::new(Inner {
         routes,
         grpc,
