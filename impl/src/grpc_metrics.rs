@@ -3,11 +3,11 @@
 //! code), `grpc_server_msg_received_total` and `grpc_server_msg_sent_total`, labelled
 //! with the method, its service and its type (`unary`, `server_stream`, `bidi_stream`).
 //!
-//! As in etcd, every method of the KV, Watch, Lease, Cluster, Maintenance and Auth
-//! services is listed from the start with zeros (and every status code of
-//! `grpc_server_handled_total`), while the methods registered later (Lock, Election,
-//! and `AuthStatus`, which oxetcd serves from the 3.5 surface) appear once called.
-//! etcd also lists `grpc.health.v1.Health`, which oxetcd does not serve.
+//! As in etcd, every method of the KV, Watch, Lease, Cluster, Maintenance, Auth and
+//! `grpc.health.v1.Health` services is listed from the start with zeros (and every
+//! status code of `grpc_server_handled_total`), while the methods registered later
+//! (Lock, Election, and `AuthStatus`, which oxetcd serves from the 3.5 surface) appear
+//! once called.
 //!
 //! The counts are taken by [`crate::http::count_grpc`] from each gRPC exchange on the
 //! client port: started when the request arrives, a message per length-prefixed frame
@@ -46,6 +46,7 @@ const METHODS: &[Spec] = &{
     const AUTH: &str = "etcdserverpb.Auth";
     const CLUSTER: &str = "etcdserverpb.Cluster";
     const ELECTION: &str = "v3electionpb.Election";
+    const HEALTH: &str = "grpc.health.v1.Health";
     const KV: &str = "etcdserverpb.KV";
     const LEASE: &str = "etcdserverpb.Lease";
     const LOCK: &str = "v3lockpb.Lock";
@@ -57,6 +58,7 @@ const METHODS: &[Spec] = &{
         Spec("AuthStatus", AUTH, Unary, false),
         Spec("Authenticate", AUTH, Unary, true),
         Spec("Campaign", ELECTION, Unary, false),
+        Spec("Check", HEALTH, Unary, true),
         Spec("Compact", KV, Unary, true),
         Spec("Defragment", MAINTENANCE, Unary, true),
         Spec("DeleteRange", KV, Unary, true),
@@ -98,6 +100,7 @@ const METHODS: &[Spec] = &{
         Spec("UserList", AUTH, Unary, true),
         Spec("UserRevokeRole", AUTH, Unary, true),
         Spec("Watch", "etcdserverpb.Watch", BidiStream, true),
+        Spec("Watch", HEALTH, ServerStream, true),
     ]
 };
 
@@ -340,7 +343,7 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort_unstable();
         assert_eq!(keys, sorted);
-        assert_eq!(METHODS.iter().filter(|spec| spec.3).count(), 39);
+        assert_eq!(METHODS.iter().filter(|spec| spec.3).count(), 41);
         let range = Method::of_path("/etcdserverpb.KV/Range").unwrap();
         assert_eq!(
             (METHODS[range.0].0, METHODS[range.0].1),

@@ -26,7 +26,7 @@ use crate::node_loop::{self, LoopConfig, NodeHandle};
 use crate::storage::backend::FjallBackend;
 use crate::storage::raft_log::FjallRaftStorage;
 use crate::storage::{DataDir, Identity};
-use crate::v3::{Context, auth, cluster, election, kv, lease, lock, maintenance, watch};
+use crate::v3::{Context, auth, cluster, election, health, kv, lease, lock, maintenance, watch};
 use crate::version::ETCD_CAPABILITY_VERSION;
 use crate::{join, tls};
 use oxetcd_api::etcdserverpb as pb;
@@ -461,6 +461,9 @@ fn client_router(ctx: &Context, data: &DataDir) -> anyhow::Result<axum::Router> 
             data_dir: data.clone(),
         })
         .max_decoding_message_size(limit),
+    )
+    .add_service(
+        oxetcd_api::grpc_health_v1::health_server::HealthServer::new(health::HealthService),
     );
     let grpc = grpc.into_axum_router();
     let gateway = crate::gateway::router(grpc.clone(), limit)?;

@@ -7,6 +7,8 @@
 //!   transactions, leases, watches, locks, members.
 //! - `etcd_v2_basic.py`: python3-etcd (v2 HTTP): write/read/compare-and-swap/directories/
 //!   in-order keys/TTL, watches (plain, recursive, from an index), deletes, members.
+//! - `grpc_health.py`: python3-grpcio (python3-etcd3's gRPC library): gRPC health Check
+//!   and Watch for the server and for unknown services.
 //!
 //! The libraries are the Debian packages, installed for `/usr/bin/python3` by
 //! `sh conformance/ensure-etcd.sh` (`make etcd-reference`). Re-record an expectation:
@@ -115,4 +117,13 @@ fn python_etcd_v2_basic_calls_see_what_they_see_against_etcd() {
     let server = common::Server::start_with(dir.path(), &["--enable-v2"]);
     let output = run_script(&server, "etcd_v2_basic.py");
     assert_same_as_etcd("etcd_v2_basic.py", &output);
+}
+
+#[test]
+fn grpc_health_checks_see_what_they_see_against_etcd() {
+    require_module("grpc", "python3-etcd3 (python3-grpcio)");
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start(dir.path());
+    let output = run_script(&server, "grpc_health.py");
+    assert_same_as_etcd("grpc_health.py", &output);
 }

@@ -1,5 +1,5 @@
 //! `oxetcd-api`: etcd's v3 wire format (packages `etcdserverpb`, `mvccpb`, `authpb`,
-//! `v3lockpb`, `v3electionpb`) as prost/tonic types, plus the encoded file descriptor set
+//! `v3lockpb`, `v3electionpb`, and gRPC's `grpc.health.v1`) as prost/tonic types, plus the encoded file descriptor set
 //! for dynamic (reflection-based) use by black-box tools.
 //!
 //! The `.proto` sources live in `impl/api/proto/` and are compiled by `build.rs` with
@@ -36,6 +36,11 @@ pub mod v3lockpb {
 /// The leader election service (`v3electionpb`).
 pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
+}
+
+/// The gRPC health checking protocol (`grpc.health.v1`), served beside etcd's services.
+pub mod grpc_health_v1 {
+    tonic::include_proto!("grpc.health.v1");
 }
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every file above, for prost-reflect.

@@ -4,12 +4,14 @@
 //! through the node loop on the caller's behalf (writes) or reads the applied state
 //! (reads, after ReadIndex unless serializable, permission-checked through `spec::auth`),
 //! and converts the `spec` response back to protobuf. Lock and Election are recipes over
-//! KV, leases and watch events, as etcd serves them.
+//! KV, leases and watch events, as etcd serves them. `grpc.health.v1.Health` answers
+//! gRPC health checks ([`health`]).
 
 pub mod auth;
 pub mod cluster;
 pub mod convert;
 pub mod election;
+pub mod health;
 pub mod kv;
 pub mod lease;
 pub mod lock;
