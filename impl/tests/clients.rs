@@ -101,29 +101,32 @@ fn assert_same_as_etcd(script: &str, actual: &str) {
     );
 }
 
+/// Runs `script` (whose library is `module` from Debian's `package`) against a fresh
+/// oxetcd started with `flags` and compares its output with etcd's.
+fn same_as_etcd(script: &str, module: &str, package: &str, flags: &[&str]) {
+    require_module(module, package);
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::Server::start_with(dir.path(), flags);
+    let output = run_script(&server, script);
+    assert_same_as_etcd(script, &output);
+}
+
 #[test]
 fn python_etcd3_basic_calls_see_what_they_see_against_etcd() {
-    require_module("etcd3", "python3-etcd3");
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::Server::start(dir.path());
-    let output = run_script(&server, "etcd3_basic.py");
-    assert_same_as_etcd("etcd3_basic.py", &output);
+    same_as_etcd("etcd3_basic.py", "etcd3", "python3-etcd3", &[]);
 }
 
 #[test]
 fn python_etcd_v2_basic_calls_see_what_they_see_against_etcd() {
-    require_module("etcd", "python3-etcd");
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::Server::start_with(dir.path(), &["--enable-v2"]);
-    let output = run_script(&server, "etcd_v2_basic.py");
-    assert_same_as_etcd("etcd_v2_basic.py", &output);
+    same_as_etcd("etcd_v2_basic.py", "etcd", "python3-etcd", &["--enable-v2"]);
 }
 
 #[test]
 fn grpc_health_checks_see_what_they_see_against_etcd() {
-    require_module("grpc", "python3-etcd3 (python3-grpcio)");
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::Server::start(dir.path());
-    let output = run_script(&server, "grpc_health.py");
-    assert_same_as_etcd("grpc_health.py", &output);
+    same_as_etcd(
+        "grpc_health.py",
+        "grpc",
+        "python3-etcd3 (python3-grpcio)",
+        &[],
+    );
 }
