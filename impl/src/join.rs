@@ -164,7 +164,7 @@ pub async fn fetch_cluster(
 
 async fn fetch_one(url: &Url, tls: DialTls) -> Result<RemoteCluster, String> {
     let get = format!("Get \"{url}{MEMBERS_PATH}\"");
-    let answer = crate::peer::request(url, tls.as_ref(), "GET", MEMBERS_PATH, "", &[])
+    let answer = crate::peer::request(url, tls.as_ref(), MEMBERS_PATH, None)
         .await
         .map_err(|error| format!("{get}: {error}"))?;
     parse_members_answer(&answer).map_err(|error| format!("{get}: {error}"))

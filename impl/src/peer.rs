@@ -128,13 +128,6 @@ impl Drop for Peer {
 }
 
 impl Transport {
-    /// The peer TLS client configuration (`None` for plain peer URLs), for HTTP
-    /// requests to peers through [`request`].
-    #[must_use]
-    pub fn dial_tls(&self) -> DialTls {
-        self.inner.tls.clone()
-    }
-
     /// A transport for member `member_id` of cluster `cluster_id`; snapshot files are
     /// read from and written to `snap_dir`. Peers are added with [`Transport::set_peer`].
     /// Must run on a tokio runtime: the peers' sender tasks run on it.
@@ -519,33 +512,34 @@ impl Answer {
 }
 
 /// One HTTP/1.1 request to the peer port at `url` (over TLS with `tls` for an
-/// `https://` URL), answered whole: `Connection: close`, read to the end.
+/// `https://` URL), answered whole: `Connection: close`, read to the end. A GET, or a
+/// POST of `body` (its content type and bytes).
 ///
 /// # Errors
 /// The dial's, the exchange's, or a malformed answer.
 pub async fn request(
     url: &Url,
     tls: Option<&Arc<rustls::ClientConfig>>,
-    method: &str,
     path: &str,
-    content_type: &str,
-    body: &[u8],
+    body: Option<(&str, &[u8])>,
 ) -> Result<Answer, RequestError> {
     let address = url.socket_address();
     let mut stream = dial(url, tls).await.map_err(|error| RequestError::Dial {
         address: address.clone(),
         error: error.to_string(),
     })?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!(
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let mut message =
+        format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if let Some((content_type, bytes)) = body {
+        message.push_str(&format!(
             "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-            body.len()
+            bytes.len()
         ));
     }
-    head.push_str("\r\n");
-    let mut message = head.into_bytes();
-    message.extend_from_slice(body);
+    message.push_str("\r\n");
+    let mut message = message.into_bytes();
+    message.extend_from_slice(body.map_or(&[][..], |(_, bytes)| bytes));
     stream.write_all(&message).await?;
     let mut response = Vec::new();
     match stream.read_to_end(&mut response).await {
@@ -556,6 +550,46 @@ pub async fn request(
         Err(error) => return Err(error.into()),
     }
     parse_answer(&response).ok_or(RequestError::Malformed)
+}
+
+/// POSTs `body` to `path` on the leader's peer port, trying each of its peer URLs (a
+/// request that reached a follower and only the leader can answer, as etcd forwards
+/// lease renewals and TimeToLive); the body of the first 200 answer.
+///
+/// # Errors
+/// The last URL's failure (unreachable, timed out, or the leader's refusal text), or
+/// that no leader or peer URL of it is known.
+pub async fn ask_leader(
+    node: &NodeHandle,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    let leader = node.status.leader.load(Ordering::Relaxed);
+    let transport = node
+        .transport
+        .as_ref()
+        .filter(|_| leader != 0)
+        .ok_or_else(|| "no leader".to_owned())?;
+    let urls = transport
+        .peer_urls(leader)
+        .ok_or_else(|| "no peer URL of the leader".to_owned())?;
+    let tls = transport.inner.tls.as_ref();
+    let mut last_error = String::from("no peer URL of the leader");
+    for url in urls {
+        let address = url.socket_address();
+        let asked = request(&url, tls, path, Some((content_type, body)));
+        last_error = match tokio::time::timeout(IO_TIMEOUT, asked).await {
+            Ok(Ok(answer)) if answer.status == 200 => return Ok(answer.body),
+            Ok(Ok(answer)) => format!(
+                "{address}: {}",
+                String::from_utf8_lossy(&answer.body).trim()
+            ),
+            Ok(Err(error)) => format!("{address}: {error}"),
+            Err(_) => format!("{address}: timed out"),
+        };
+    }
+    Err(last_error)
 }
 
 /// Splits a whole HTTP/1.1 response into status, header lines and body.
@@ -977,54 +1011,22 @@ impl axum::serve::Listener for HttpListener {
 /// # Errors
 /// A message when the leader is unknown or unreachable, or refused.
 pub async fn forward_lease_renew(node: &NodeHandle, id: i64) -> Result<i64, String> {
-    let leader = node.status.leader.load(Ordering::Relaxed);
-    let transport = node
-        .transport
-        .as_ref()
-        .ok_or_else(|| "no leader".to_owned())?;
-    let urls = transport
-        .peer_urls(leader)
-        .ok_or_else(|| "no leader".to_owned())?;
-    let mut last_error = String::from("no peer URL");
-    for url in urls {
-        let request = lease_renew_request(&url, transport.inner.tls.as_ref(), id);
-        match tokio::time::timeout(IO_TIMEOUT, request).await {
-            Ok(Ok(ttl)) => return Ok(ttl),
-            Ok(Err(error)) => last_error = error,
-            Err(_) => last_error = format!("{url}: timed out"),
-        }
-    }
-    Err(last_error)
+    let body = ask_leader(
+        node,
+        LEASE_RENEW_PATH,
+        "text/plain",
+        id.to_string().as_bytes(),
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&body);
+    text.trim()
+        .parse()
+        .map_err(|_| format!("malformed TTL {text:?}"))
 }
 
 /// The path of the peer port's lease renewal (body and answer: the id, then the TTL,
 /// as decimal text).
 pub const LEASE_RENEW_PATH: &str = "/oxetcd/lease/renew";
-
-async fn lease_renew_request(
-    url: &Url,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    id: i64,
-) -> Result<i64, String> {
-    let body = id.to_string();
-    let answer = request(
-        url,
-        tls,
-        "POST",
-        LEASE_RENEW_PATH,
-        "text/plain",
-        body.as_bytes(),
-    )
-    .await
-    .map_err(|error| format!("{url}: {error}"))?;
-    let text = String::from_utf8_lossy(&answer.body);
-    if answer.status != 200 {
-        return Err(text.trim().to_owned());
-    }
-    text.trim()
-        .parse()
-        .map_err(|_| format!("malformed TTL {text:?}"))
-}
 
 /// The peer port's own HTTP routes (merged with [`crate::http::router`]).
 pub fn router(node: NodeHandle) -> axum::Router {

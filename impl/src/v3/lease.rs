@@ -4,8 +4,6 @@
 //! `/leases/internal`; here [`LEASE_TTL_PATH`]), so the remaining TTL is the leader's.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use futures::Stream;
 use oxetcd_api::etcdserverpb as pb;
@@ -173,52 +171,19 @@ async fn time_to_live_on_leader(
     if !ctx.node.has_leader() {
         return Err(errors::node(&crate::node_loop::LoopError::NoLeader));
     }
-    let leader = ctx.node.status.leader.load(Ordering::Relaxed);
-    let transport = ctx.node.transport.as_ref();
-    let urls = transport
-        .and_then(|transport| transport.peer_urls(leader))
-        .unwrap_or_default();
-    let tls = transport.and_then(crate::peer::Transport::dial_tls);
     let body = request.encode_to_vec();
-    let mut last_error = String::from("no peer URL of the leader");
-    for url in urls {
-        let address = url.socket_address();
-        let asked = tokio::time::timeout(
-            PEER_TIMEOUT,
-            crate::peer::request(
-                &url,
-                tls.as_ref(),
-                "POST",
-                LEASE_TTL_PATH,
-                "application/protobuf",
-                &body,
-            ),
-        )
-        .await;
-        match asked {
-            Ok(Ok(answer)) if answer.status == 200 => {
-                return pb::LeaseTimeToLiveResponse::decode(answer.body.as_slice())
-                    .map_err(|error| Status::internal(format!("lease: leader's answer: {error}")));
-            }
-            Ok(Ok(answer)) => {
-                last_error = format!(
-                    "{address}: {}",
-                    String::from_utf8_lossy(&answer.body).trim()
-                );
-            }
-            Ok(Err(error)) => last_error = format!("{address}: {error}"),
-            Err(_) => last_error = format!("{address}: timed out"),
+    match crate::peer::ask_leader(&ctx.node, LEASE_TTL_PATH, "application/protobuf", &body).await {
+        Ok(answer) => pb::LeaseTimeToLiveResponse::decode(answer.as_slice())
+            .map_err(|error| Status::internal(format!("lease: leader's answer: {error}"))),
+        Err(error) => {
+            tracing::warn!(
+                "lease: forwarding TimeToLive of {:x} to the leader: {error}",
+                request.id
+            );
+            Err(errors::lease(LeaseError::NotPrimary))
         }
     }
-    tracing::warn!(
-        "lease: forwarding TimeToLive of {:x} to the leader: {last_error}",
-        request.id
-    );
-    Err(errors::lease(LeaseError::NotPrimary))
 }
-
-/// Bound on one forwarded TimeToLive.
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The peer port's TimeToLive path (body: `LeaseTimeToLiveRequest`, answer:
 /// `LeaseTimeToLiveResponse` without header, both protobuf; 503 on a non-leader).
