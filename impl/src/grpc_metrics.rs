@@ -149,8 +149,8 @@ impl Method {
     pub fn of_path(path: &str) -> Option<Method> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
         METHODS
-            .iter()
-            .position(|spec| spec.0 == method && spec.1 == service)
+            .binary_search_by(|spec| (spec.0, spec.1).cmp(&(method, service)))
+            .ok()
             .map(Method)
     }
 
@@ -159,12 +159,16 @@ impl Method {
         STARTED[self.0].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn received(self, messages: u64) {
-        RECEIVED[self.0].fetch_add(messages, Ordering::Relaxed);
+    /// A counter of the messages this call receives.
+    #[must_use]
+    pub fn received(self) -> Messages {
+        Messages::counting(&RECEIVED[self.0])
     }
 
-    fn sent(self, messages: u64) {
-        SENT[self.0].fetch_add(messages, Ordering::Relaxed);
+    /// A counter of the messages this call sends.
+    #[must_use]
+    pub fn sent(self) -> Messages {
+        Messages::counting(&SENT[self.0])
     }
 
     /// Counts a call handled with status `code` (below `CODES.len()`).
@@ -179,20 +183,16 @@ impl Method {
 /// is a 1-byte flag and a 4-byte big-endian length, then the message).
 #[derive(Debug)]
 pub struct Messages {
-    method: Method,
-    sent: bool,
+    counter: &'static AtomicU64,
     prefix: [u8; 5],
     prefix_len: usize,
     remaining: u64,
 }
 
 impl Messages {
-    /// Messages received by `method` (`sent` false) or sent by it.
-    #[must_use]
-    pub fn new(method: Method, sent: bool) -> Messages {
+    fn counting(counter: &'static AtomicU64) -> Messages {
         Messages {
-            method,
-            sent,
+            counter,
             prefix: [0; 5],
             prefix_len: 0,
             remaining: 0,
@@ -223,11 +223,7 @@ impl Messages {
             }
         }
         if begun > 0 {
-            if self.sent {
-                self.method.sent(begun);
-            } else {
-                self.method.received(begun);
-            }
+            self.counter.fetch_add(begun, Ordering::Relaxed);
         }
     }
 }
@@ -365,12 +361,12 @@ mod tests {
             body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
             body.extend_from_slice(message);
         }
-        let mut messages = Messages::new(observe, true);
+        let mut messages = observe.sent();
         for chunk in body.chunks(2) {
             messages.feed(chunk);
         }
         assert_eq!(SENT[observe.0].load(Ordering::Relaxed) - before, 3);
-        let mut whole = Messages::new(observe, true);
+        let mut whole = observe.sent();
         whole.feed(&body);
         assert_eq!(SENT[observe.0].load(Ordering::Relaxed) - before, 6);
     }

@@ -333,16 +333,17 @@ pub async fn count_grpc(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use crate::grpc_metrics::{Messages, Method, Outcome};
+    use crate::grpc_metrics::{Method, Outcome};
     use http_body_util::BodyExt as _;
     if !is_grpc(request.headers()) {
         return next.run(request).await;
     }
+    // Only the bytes are counted for a path that names no served method.
     let method = Method::of_path(request.uri().path());
     if let Some(method) = method {
         method.started();
     }
-    let mut received = method.map(|method| Messages::new(method, false));
+    let mut received = method.map(Method::received);
     let request = request.map(|body| {
         axum::body::Body::new(
             body.map_frame(move |frame: http_body::Frame<bytes::Bytes>| {
@@ -357,30 +358,23 @@ pub async fn count_grpc(
         )
     });
     let response = next.run(request).await;
-    let Some(method) = method else {
-        return response.map(|body| {
-            axum::body::Body::new(body.map_frame(|frame: http_body::Frame<bytes::Bytes>| {
-                if let Some(data) = frame.data_ref() {
-                    metrics::GRPC_SENT_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
-                }
-                frame
-            }))
-        });
-    };
-    let mut outcome = Outcome::new(method);
-    if let Some(status) = response.headers().get("grpc-status") {
+    let mut outcome = method.map(Outcome::new);
+    if let (Some(outcome), Some(status)) = (outcome.as_mut(), response.headers().get("grpc-status"))
+    {
         // A trailers-only answer (an error before any message).
         outcome.finish(Some(status.as_bytes()));
     }
-    let mut sent = Messages::new(method, true);
+    let mut sent = method.map(Method::sent);
     response.map(|body| {
         axum::body::Body::new(
             body.map_frame(move |frame: http_body::Frame<bytes::Bytes>| {
                 if let Some(data) = frame.data_ref() {
                     metrics::GRPC_SENT_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    sent.feed(data);
+                    if let Some(sent) = sent.as_mut() {
+                        sent.feed(data);
+                    }
                 }
-                if let Some(trailers) = frame.trailers_ref() {
+                if let (Some(outcome), Some(trailers)) = (outcome.as_mut(), frame.trailers_ref()) {
                     outcome.finish(trailers.get("grpc-status").map(|value| value.as_bytes()));
                 }
                 frame

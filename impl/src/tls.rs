@@ -15,9 +15,10 @@
 //!
 //! The peer port is served the same way (`--peer-cert-file`, `--peer-key-file`,
 //! `--peer-trusted-ca-file`, `--peer-client-cert-auth`, `--peer-auto-tls` under
-//! `<data-dir>/fixtures/peer`, `--peer-crl-file`, `--peer-cert-allowed-cn` or `--peer-cert-allowed-hostname`): [`peer_tls`]
-//! gives the server configuration of `https://` peer listeners and the client
-//! configuration `crate::peer` dials `https://` peer URLs with. As in etcd, a generated
+//! `<data-dir>/fixtures/peer`, `--peer-crl-file`, `--peer-cert-allowed-cn` or
+//! `--peer-cert-allowed-hostname`): [`peer_tls`] gives the server configuration of
+//! `https://` peer listeners and the client configuration `crate::peer` dials `https://`
+//! peer URLs with. As in etcd, a generated
 //! (auto-TLS) pair drops the trusted CA and client certificate auth, and members with
 //! generated pairs do not check each other's certificates.
 //!
@@ -305,12 +306,28 @@ fn revocation_lists(
 }
 
 /// Checks the other side's certificate against `--*trusted-ca-file` (and the revocation
-/// list, and the allowed CommonName), or `None` when no CA is given.
+/// list, and the allowed CommonName or host name), or `None` when no CA is given.
+///
+/// # Errors
+/// Unreadable CA or revocation files, an allowed host name that is not one, or both an
+/// allowed CommonName and an allowed host name (etcd's text, with or without a CA).
 fn client_verifier(
     prefix: &str,
     files: &TlsFiles,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> anyhow::Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>> {
+    let allowed = match (&files.allowed_cn, &files.allowed_hostname) {
+        (Some(cn), Some(hostname)) => anyhow::bail!(
+            "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
+        ),
+        (Some(cn), None) => Some(Allowed::CommonName(cn.clone())),
+        (None, Some(hostname)) => Some(Allowed::Hostname(
+            rustls::pki_types::ServerName::try_from(hostname.clone()).with_context(|| {
+                format!("{prefix}cert-allowed-hostname {hostname:?} is not a host name")
+            })?,
+        )),
+        (None, None) => None,
+    };
     let Some(ca_file) = &files.trusted_ca_file else {
         return Ok(None);
     };
@@ -326,22 +343,13 @@ fn client_verifier(
     let verifier = builder
         .build()
         .with_context(|| format!("{prefix}trusted-ca-file {}", ca_file.display()))?;
-    let allowed = match (&files.allowed_cn, &files.allowed_hostname) {
-        (Some(cn), Some(hostname)) => anyhow::bail!(
-            "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
-        ),
-        (Some(cn), None) => Allowed::CommonName(cn.clone()),
-        (None, Some(hostname)) => Allowed::Hostname(
-            rustls::pki_types::ServerName::try_from(hostname.clone()).with_context(|| {
-                format!("{prefix}cert-allowed-hostname {hostname:?} is not a host name")
-            })?,
-        ),
-        (None, None) => return Ok(Some(verifier)),
-    };
-    Ok(Some(Arc::new(AllowedIdentity {
-        inner: verifier,
-        allowed,
-    })))
+    Ok(Some(match allowed {
+        Some(allowed) => Arc::new(AllowedIdentity {
+            inner: verifier,
+            allowed,
+        }),
+        None => verifier,
+    }))
 }
 
 /// `--peer-cert-allowed-cn`, `--client-cert-allowed-hostname` and
@@ -1180,6 +1188,14 @@ mod tests {
         assert_eq!(
             error.to_string(),
             r#"AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")"#
+        );
+        let without_ca = TlsFiles {
+            trusted_ca_file: None,
+            ..files.clone()
+        };
+        assert!(
+            client_verifier("--peer-", &without_ca, &provider(&[])).is_err(),
+            "refused with or without a CA, as etcd refuses it"
         );
         let hostname_only = TlsFiles {
             allowed_cn: None,

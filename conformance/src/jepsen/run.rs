@@ -605,9 +605,9 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
         c.shutdown().await;
         // The members' logs go next to the history (the cluster's directory is removed).
         if let Some(out) = &cfg.out_dir {
+            let _ = std::fs::create_dir_all(out);
             for i in 0..c.members.len() {
                 let name = format!("n{i}.log");
-                let _ = std::fs::create_dir_all(out);
                 let _ = std::fs::copy(c.dir().join(&name), out.join(&name));
             }
         }
