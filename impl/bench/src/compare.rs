@@ -16,8 +16,8 @@ use crate::floor::{self, Floor};
 use crate::server::Member;
 use crate::stats::RunResult;
 use crate::workload::{
-    ClosedLoop, KeyShape, Op, WatchLatency, connect, key_bytes, run_closed_loop, run_watch_latency,
-    value_bytes,
+    ClosedLoop, KeyShape, Op, WatchLatency, connect, dial, key_bytes, run_closed_loop,
+    run_watch_latency, value_bytes,
 };
 
 /// Column order: the reference first.
@@ -438,8 +438,8 @@ impl Workload {
     async fn run(&self, url: &str) -> anyhow::Result<RunResult> {
         match self {
             Workload::Closed(spec, conns) => {
-                let channels = connect(&[url.to_owned()], *conns).await?;
-                Ok(run_closed_loop(&channels, spec).await)
+                let conns = dial(&[url.to_owned()], *conns).await?;
+                Ok(run_closed_loop(&conns, spec).await)
             }
             Workload::Watch(spec) => {
                 let channels = connect(&[url.to_owned()], 10).await?;

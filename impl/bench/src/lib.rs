@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod compare;
 pub mod floor;
+pub mod grpc;
 pub mod server;
 pub mod stats;
 pub mod workload;

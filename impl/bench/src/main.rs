@@ -5,7 +5,7 @@ use clap::Parser as _;
 use oxetcd_bench::cli::{Cli, Command, ConnArgs, Consistency, KeyArgs};
 use oxetcd_bench::stats::RunResult;
 use oxetcd_bench::workload::{
-    ClosedLoop, KeyShape, Op, WatchLatency, connect, run_closed_loop, run_watch_latency,
+    ClosedLoop, KeyShape, Op, WatchLatency, connect, dial, run_closed_loop, run_watch_latency,
 };
 
 fn main() {
@@ -95,6 +95,6 @@ fn closed(conn: &ConnArgs, op: Op, total: u64, label: &str) -> ClosedLoop {
 }
 
 async fn run_on(conn: &ConnArgs, spec: &ClosedLoop) -> anyhow::Result<RunResult> {
-    let channels = connect(&conn.endpoints, conn.conns).await?;
-    Ok(run_closed_loop(&channels, spec).await)
+    let conns = dial(&conn.endpoints, conn.conns).await?;
+    Ok(run_closed_loop(&conns, spec).await)
 }

@@ -12,11 +12,12 @@ use anyhow::{Context as _, bail};
 use oxetcd_api::etcdserverpb::kv_client::KvClient;
 use oxetcd_api::etcdserverpb::watch_client::WatchClient;
 use oxetcd_api::etcdserverpb::{
-    PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, request_op,
-    watch_request,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    WatchCreateRequest, WatchRequest, request_op, watch_request,
 };
 use tonic::transport::{Channel, Endpoint};
 
+use crate::grpc::Conn;
 use crate::stats::RunResult;
 
 /// How long a single connection attempt may take.
@@ -39,6 +40,20 @@ pub async fn connect(endpoints: &[String], conns: usize) -> anyhow::Result<Vec<C
             .await
             .with_context(|| format!("cannot connect to {url}"))?;
         out.push(channel);
+    }
+    Ok(out)
+}
+
+/// Opens `conns` lean HTTP/2 connections ([`crate::grpc`]) for the closed-loop
+/// workloads, spread round-robin over `endpoints`.
+pub async fn dial(endpoints: &[String], conns: usize) -> anyhow::Result<Vec<Conn>> {
+    if endpoints.is_empty() {
+        bail!("no endpoints given");
+    }
+    let mut out = Vec::with_capacity(conns.max(1));
+    for i in 0..conns.max(1) {
+        let url = endpoint_url(&endpoints[i % endpoints.len()]);
+        out.push(crate::grpc::dial(&url, DIAL_TIMEOUT).await?);
     }
     Ok(out)
 }
@@ -161,8 +176,8 @@ pub struct ClosedLoop {
     pub progress: Option<String>,
 }
 
-/// Runs `spec` over `channels` (clients are spread round-robin over them).
-pub async fn run_closed_loop(channels: &[Channel], spec: &ClosedLoop) -> RunResult {
+/// Runs `spec` over `conns` (clients are spread round-robin over them).
+pub async fn run_closed_loop(conns: &[Conn], spec: &ClosedLoop) -> RunResult {
     let issued = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let op = Arc::new(spec.op.clone());
@@ -177,8 +192,7 @@ pub async fn run_closed_loop(channels: &[Channel], spec: &ClosedLoop) -> RunResu
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..spec.clients.max(1) {
-        let mut kv =
-            KvClient::new(channels[c % channels.len()].clone()).max_decoding_message_size(64 << 20);
+        let kv = conns[c % conns.len()].clone();
         let (issued, done, op, value) = (issued.clone(), done.clone(), op.clone(), value.clone());
         let total = spec.total;
         tasks.push(tokio::spawn(async move {
@@ -190,7 +204,7 @@ pub async fn run_closed_loop(channels: &[Channel], spec: &ClosedLoop) -> RunResu
                     break;
                 }
                 let t0 = Instant::now();
-                let outcome = one_request(&mut kv, &op, &value, i, &mut rng).await;
+                let outcome = one_request(&kv, &op, &value, i, &mut rng).await;
                 let took = t0.elapsed();
                 done.fetch_add(1, Ordering::Relaxed);
                 match outcome {
@@ -230,7 +244,7 @@ pub async fn run_closed_loop(channels: &[Channel], spec: &ClosedLoop) -> RunResu
 }
 
 async fn one_request(
-    kv: &mut KvClient<Channel>,
+    kv: &Conn,
     op: &Op,
     value: &[u8],
     i: u64,
@@ -238,25 +252,27 @@ async fn one_request(
 ) -> Result<(), tonic::Status> {
     match op {
         Op::Put(shape) => {
-            kv.put(PutRequest {
+            let request = PutRequest {
                 key: shape.key(i, rng),
                 value: value.to_vec(),
                 ..PutRequest::default()
-            })
-            .await?;
+            };
+            kv.unary::<_, PutResponse>("/etcdserverpb.KV/Put", &request)
+                .await?;
         }
         Op::Range {
             key,
             range_end,
             serializable,
         } => {
-            kv.range(RangeRequest {
+            let request = RangeRequest {
                 key: key.clone(),
                 range_end: range_end.clone(),
                 serializable: *serializable,
                 ..RangeRequest::default()
-            })
-            .await?;
+            };
+            kv.unary::<_, RangeResponse>("/etcdserverpb.KV/Range", &request)
+                .await?;
         }
         Op::TxnPut { shape, ops } => {
             // Consecutive keys from a drawn base: a txn may not put one key twice.
@@ -271,11 +287,12 @@ async fn one_request(
                     })),
                 })
                 .collect();
-            kv.txn(TxnRequest {
+            let request = TxnRequest {
                 success,
                 ..TxnRequest::default()
-            })
-            .await?;
+            };
+            kv.unary::<_, TxnResponse>("/etcdserverpb.KV/Txn", &request)
+                .await?;
         }
     }
     Ok(())

@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use oxetcd_api::etcdserverpb::RangeRequest;
 use oxetcd_api::etcdserverpb::kv_client::KvClient;
+use oxetcd_api::etcdserverpb::{RangeRequest, RangeResponse};
 use oxetcd_bench::server::Member;
 use oxetcd_bench::workload::{
-    ClosedLoop, KeyShape, Op, WatchLatency, connect, run_closed_loop, run_watch_latency,
+    ClosedLoop, KeyShape, Op, WatchLatency, connect, dial, run_closed_loop, run_watch_latency,
 };
 
 fn require_etcd() {
@@ -40,6 +40,7 @@ fn tiny_put_range_txn_and_watch_workloads_run_against_real_etcd() {
         let channels = connect(std::slice::from_ref(&url), 2)
             .await
             .expect("connect");
+        let conns = dial(std::slice::from_ref(&url), 2).await.expect("dial");
         let shape = KeyShape {
             key_size: 8,
             val_size: 16,
@@ -52,7 +53,7 @@ fn tiny_put_range_txn_and_watch_workloads_run_against_real_etcd() {
             total: 200,
             progress: None,
         };
-        let r = run_closed_loop(&channels, &put).await;
+        let r = run_closed_loop(&conns, &put).await;
         assert_eq!(
             (r.latencies_ns.len(), r.errors),
             (200, 0),
@@ -82,7 +83,7 @@ fn tiny_put_range_txn_and_watch_workloads_run_against_real_etcd() {
                 total: 60,
                 progress: None,
             };
-            let r = run_closed_loop(&channels, &range).await;
+            let r = run_closed_loop(&conns, &range).await;
             assert_eq!(
                 (r.latencies_ns.len(), r.errors),
                 (60, 0),
@@ -100,12 +101,41 @@ fn tiny_put_range_txn_and_watch_workloads_run_against_real_etcd() {
             total: 20,
             progress: None,
         };
-        let r = run_closed_loop(&channels, &txn).await;
+        let r = run_closed_loop(&conns, &txn).await;
         assert_eq!(
             (r.latencies_ns.len(), r.errors),
             (20, 0),
             "{:?}",
             r.first_error
+        );
+
+        // The lean client reads etcd's answers and its errors as tonic would.
+        let one: RangeResponse = conns[0]
+            .unary(
+                "/etcdserverpb.KV/Range",
+                &RangeRequest {
+                    key: vec![0; 8],
+                    ..RangeRequest::default()
+                },
+            )
+            .await
+            .expect("range one key");
+        assert_eq!(one.kvs.len(), 1);
+        let future = conns[1]
+            .unary::<_, RangeResponse>(
+                "/etcdserverpb.KV/Range",
+                &RangeRequest {
+                    key: vec![0; 8],
+                    revision: 1 << 40,
+                    ..RangeRequest::default()
+                },
+            )
+            .await
+            .expect_err("a future revision is refused");
+        assert_eq!(future.code(), tonic::Code::OutOfRange);
+        assert_eq!(
+            future.message(),
+            "etcdserver: mvcc: required revision is a future revision"
         );
 
         let watch = WatchLatency {
