@@ -68,7 +68,7 @@ pub(crate) struct Raft<S: Storage> {
     /// `pendingReadIndexMessages`), dropped on any role or term change.
     pub(crate) pending_read_index: Vec<(Vec<u8>, NodeId)>,
     /// Leader only: payload bytes appended in this term and not yet committed (bounded by
-    /// `cfg.max_uncommitted_entries_size`).
+    /// `cfg.max_uncommitted_entries_size`; counted only when that is set).
     pub(crate) uncommitted_size: u64,
     pub(crate) lead_transferee: Option<NodeId>,
     /// Index of the latest conf change appended by this leader; a new one may be proposed
@@ -532,7 +532,11 @@ impl<S: Storage> Raft<S> {
         {
             return Err(RaftError::ProposalDropped);
         }
-        self.uncommitted_size = self.uncommitted_size.saturating_add(size);
+        if limit > 0 {
+            // Counted only under a limit: with none, commits need not read back what
+            // they release.
+            self.uncommitted_size = self.uncommitted_size.saturating_add(size);
+        }
         for payload in &mut payloads {
             if let EntryPayload::ConfChange(cc) = payload {
                 let refused =
@@ -933,13 +937,15 @@ impl<S: Storage> Raft<S> {
         } else {
             self.log.maybe_commit(index, self.term)
         };
-        if committed {
+        if committed && self.uncommitted_size > 0 {
             let released: u64 = self
                 .log
                 .slice(before.next(), self.log.committed.next(), None)
                 .map(|entries| entries.iter().map(|e| payload_size(&e.payload)).sum())
                 .unwrap_or(self.uncommitted_size);
             self.uncommitted_size = self.uncommitted_size.saturating_sub(released);
+        }
+        if committed {
             self.release_pending_read_index();
         }
         committed
