@@ -25,7 +25,8 @@
 //! again with exponential back-off (50 ms up to 1 s), cycling through the peer's URLs;
 //! messages queued while no connection is up are dropped.
 //!
-//! The peer port also serves HTTP (`/version`, `/members`, the lease forwarding of
+//! The peer port also serves HTTP (`/version`, `/members`, etcd's `/members/hashkv` for
+//! the corruption checks of [`crate::corruption`], the lease forwarding of
 //! [`forward_lease_renew`]): an accepted connection that does not open with the magic
 //! is handed to the HTTP router ([`serve`]).
 //!
@@ -159,6 +160,11 @@ impl Transport {
     /// The cluster id the handshake checks.
     pub fn cluster_id(&self) -> u64 {
         self.inner.cluster_id
+    }
+
+    /// The TLS configuration for dialling `https://` peer URLs.
+    pub fn tls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.inner.tls.as_ref()
     }
 
     /// Adds member `id` reachable at `urls`, or changes its URLs (the stream is dialled
@@ -523,12 +529,37 @@ pub async fn request(
     path: &str,
     body: Option<(&str, &[u8])>,
 ) -> Result<Answer, RequestError> {
+    let method = if body.is_some() { "POST" } else { "GET" };
+    exchange(url, tls, method, path, body).await
+}
+
+/// A GET of `path` carrying `body` (its content type and bytes), as etcd asks a peer's
+/// `/members/hashkv`; otherwise as [`request`].
+///
+/// # Errors
+/// As [`request`].
+pub async fn get_with_body(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Answer, RequestError> {
+    exchange(url, tls, "GET", path, Some((content_type, body))).await
+}
+
+async fn exchange(
+    url: &Url,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> Result<Answer, RequestError> {
     let address = url.socket_address();
     let mut stream = dial(url, tls).await.map_err(|error| RequestError::Dial {
         address: address.clone(),
         error: error.to_string(),
     })?;
-    let method = if body.is_some() { "POST" } else { "GET" };
     let mut message =
         format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
     if let Some((content_type, bytes)) = body {
@@ -1035,6 +1066,10 @@ pub fn router(node: NodeHandle) -> axum::Router {
         .route(
             crate::join::MEMBERS_PATH,
             axum::routing::get(crate::join::members_handler),
+        )
+        .route(
+            crate::corruption::HASHKV_PATH,
+            axum::routing::any(crate::corruption::hashkv_handler),
         )
         .with_state(node)
 }

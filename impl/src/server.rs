@@ -234,18 +234,25 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tokens,
     };
     crate::v3::maintenance::start_background(&ctx, &data);
-    // The corruption checks compare with peers through this hook (none yet: see
-    // `crate::corruption`).
-    let peer_hashes: Arc<dyn crate::corruption::PeerHashes> = Arc::new(crate::corruption::NoPeers);
-    if config.experimental_initial_corrupt_check {
-        let timeout = Duration::from_millis(5_000 + 2 * config.election_timeout_ms);
-        crate::corruption::initial_check(&handle, peer_hashes.as_ref(), timeout).await?;
+    // The corruption checks ask the peers over their peer URLs (etcd's request
+    // timeout per URL); a member starting on a fresh data dir skips the initial one.
+    let request_timeout = Duration::from_millis(5_000 + 2 * config.election_timeout_ms);
+    let peer_hashes: Arc<dyn crate::corruption::PeerHashes> = match &handle.transport {
+        Some(transport) => Arc::new(crate::corruption::PeerClient::new(
+            transport.clone(),
+            request_timeout,
+        )),
+        None => Arc::new(crate::corruption::NoPeers),
+    };
+    if config.experimental_initial_corrupt_check && !fresh {
+        crate::corruption::initial_check(&handle, peer_hashes.as_ref(), request_timeout).await?;
     }
     if !config.experimental_corrupt_check_time.is_zero() {
         crate::corruption::spawn_periodic(
             handle.clone(),
             peer_hashes,
             config.experimental_corrupt_check_time,
+            request_timeout,
         );
     }
     crate::v3::cluster::start_publish(&ctx).await;
