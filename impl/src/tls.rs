@@ -18,7 +18,9 @@
 //! `<data-dir>/fixtures/peer`, `--peer-crl-file`, `--peer-cert-allowed-cn` or
 //! `--peer-cert-allowed-hostname`): [`peer_tls`] gives the server configuration of
 //! `https://` peer listeners and the client configuration `crate::peer` dials `https://`
-//! peer URLs with. As in etcd, a generated
+//! peer URLs with. As in etcd, the allowed CommonName or host name is checked on both
+//! sides: on the certificate of a member that dials in and on the certificate of the
+//! member dialled. As in etcd, a generated
 //! (auto-TLS) pair drops the trusted CA and client certificate auth, and members with
 //! generated pairs do not check each other's certificates.
 //!
@@ -316,18 +318,7 @@ fn client_verifier(
     files: &TlsFiles,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> anyhow::Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>> {
-    let allowed = match (&files.allowed_cn, &files.allowed_hostname) {
-        (Some(cn), Some(hostname)) => anyhow::bail!(
-            "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
-        ),
-        (Some(cn), None) => Some(Allowed::CommonName(cn.clone())),
-        (None, Some(hostname)) => Some(Allowed::Hostname(
-            rustls::pki_types::ServerName::try_from(hostname.clone()).with_context(|| {
-                format!("{prefix}cert-allowed-hostname {hostname:?} is not a host name")
-            })?,
-        )),
-        (None, None) => None,
-    };
+    let allowed = allowed_identity(prefix, files)?;
     let Some(ca_file) = &files.trusted_ca_file else {
         return Ok(None);
     };
@@ -350,6 +341,33 @@ fn client_verifier(
         }),
         None => verifier,
     }))
+}
+
+/// The allowed CommonName or host name `files` name, if any.
+///
+/// # Errors
+/// Both are given (etcd's text), or the host name is not one.
+fn allowed_identity(prefix: &str, files: &TlsFiles) -> anyhow::Result<Option<Allowed>> {
+    Ok(match (&files.allowed_cn, &files.allowed_hostname) {
+        (Some(cn), Some(hostname)) => anyhow::bail!(
+            "AllowedCN and AllowedHostname are mutually exclusive (cn={cn:?}, hostname={hostname:?})"
+        ),
+        (Some(cn), None) => Some(Allowed::CommonName(cn.clone())),
+        (None, Some(hostname)) => Some(Allowed::Hostname(
+            rustls::pki_types::ServerName::try_from(hostname.clone()).with_context(|| {
+                format!("{prefix}cert-allowed-hostname {hostname:?} is not a host name")
+            })?,
+        )),
+        (None, None) => None,
+    })
+}
+
+/// etcd's refusal of a verified certificate that shows neither the allowed CommonName
+/// nor the allowed host name (the same text on the accepting and the dialling side).
+fn not_allowed() -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(io::Error::other("client certificate authentication failed")),
+    )))
 }
 
 /// `--peer-cert-allowed-cn`, `--client-cert-allowed-hostname` and
@@ -408,11 +426,62 @@ impl rustls::server::danger::ClientCertVerifier for AllowedIdentity {
         if self.allowed.admits(end_entity) {
             Ok(verified)
         } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(io::Error::other(
-                    "client certificate authentication failed",
-                )))),
-            ))
+            Err(not_allowed())
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The dialling side of `--peer-cert-allowed-cn` and `--peer-cert-allowed-hostname`:
+/// a peer's server certificate, once verified against the CA (and the URL's host), must
+/// also show the allowed CommonName or host name, as etcd's peer client checks it.
+#[derive(Debug)]
+struct AllowedServerIdentity {
+    inner: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    allowed: Allowed,
+}
+
+impl rustls::client::danger::ServerCertVerifier for AllowedServerIdentity {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        if self.allowed.admits(end_entity) {
+            Ok(verified)
+        } else {
+            Err(not_allowed())
         }
     }
 
@@ -525,8 +594,10 @@ pub struct PeerTls {
     /// `--peer-trusted-ca-file` when one is given).
     pub server: Arc<ServerConfig>,
     /// Dials `https://` peer URLs: presents this member's peer certificate and checks the
-    /// other member's against `--peer-trusted-ca-file`; with `--peer-auto-tls` their
-    /// certificates are not checked, as etcd does. `None` when certificates are given
+    /// other member's against `--peer-trusted-ca-file` and, as etcd does, against
+    /// `--peer-cert-allowed-cn` or `--peer-cert-allowed-hostname`; with `--peer-auto-tls`
+    /// their certificates are not checked (and the allowed names not applied), as etcd
+    /// does. `None` when certificates are given
     /// without a CA to check other members' certificates against.
     pub client: Option<Arc<rustls::ClientConfig>>,
 }
@@ -553,7 +624,23 @@ pub fn peer_tls(config: &crate::config::Config) -> anyhow::Result<Option<PeerTls
         _ if self_signed => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(UncheckedServerCert(provider))),
-        Some(ca_file) => builder.with_root_certificates(trusted_roots("--peer-", ca_file)?),
+        Some(ca_file) => {
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                trusted_roots("--peer-", ca_file)?,
+                provider.clone(),
+            )
+            .build()
+            .with_context(|| format!("--peer-trusted-ca-file {}", ca_file.display()))?;
+            match allowed_identity("--peer-", files)? {
+                Some(allowed) => builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AllowedServerIdentity {
+                        inner: verifier,
+                        allowed,
+                    })),
+                None => builder.with_webpki_verifier(verifier),
+            }
+        }
         None => {
             return Ok(Some(PeerTls {
                 server,
@@ -1202,6 +1289,113 @@ mod tests {
             ..files
         };
         assert!(client_verifier("--peer-", &hostname_only, &provider(&[])).is_ok());
+    }
+
+    /// The peer TLS configuration of a member started with `flags` (and an `https://`
+    /// peer URL).
+    fn peer_tls_with(dir: &Path, flags: &[String]) -> PeerTls {
+        let mut args = vec![
+            "oxetcd".to_owned(),
+            "--data-dir".to_owned(),
+            dir.join("data").to_str().unwrap().to_owned(),
+            "--listen-peer-urls".to_owned(),
+            "https://127.0.0.1:2380".to_owned(),
+            "--initial-advertise-peer-urls".to_owned(),
+            "https://127.0.0.1:2380".to_owned(),
+        ];
+        args.extend_from_slice(flags);
+        let crate::config::Invocation::Serve { config, .. } =
+            crate::config::load(args, &std::collections::BTreeMap::new()).unwrap()
+        else {
+            panic!("not a serve invocation");
+        };
+        peer_tls(&config).unwrap().unwrap()
+    }
+
+    /// A TLS handshake of `client` (dialling 127.0.0.1) with `server`.
+    async fn handshake_with(
+        client: Arc<rustls::ClientConfig>,
+        server: Arc<ServerConfig>,
+    ) -> Result<(), String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = TlsAcceptor::from(server).accept(stream).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let dialled = tokio_rustls::TlsConnector::from(client)
+            .connect(name, stream)
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string());
+        accepting.abort();
+        dialled
+    }
+
+    #[tokio::test]
+    async fn a_dialling_member_checks_the_peers_certificate_against_the_allowed_cn_or_hostname() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let member_flags = |cn: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            params.extended_key_usages = vec![
+                rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+                rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            let cert_file = dir.path().join(format!("{cn}.pem"));
+            let key_file = dir.path().join(format!("{cn}.key"));
+            std::fs::write(&cert_file, cert.pem()).unwrap();
+            std::fs::write(&key_file, key.serialize_pem()).unwrap();
+            vec![
+                "--peer-cert-file".to_owned(),
+                cert_file.to_str().unwrap().to_owned(),
+                "--peer-key-file".to_owned(),
+                key_file.to_str().unwrap().to_owned(),
+                "--peer-trusted-ca-file".to_owned(),
+                ca_file.to_str().unwrap().to_owned(),
+            ]
+        };
+        let dialler = member_flags("member-a");
+        // The member dialled checks no name: only the dialling side can refuse.
+        let dialled = peer_tls_with(&dir.path().join("b"), &member_flags("member-b")).server;
+        let outcome = |extra: &[&str]| {
+            let mut flags = dialler.clone();
+            flags.extend(extra.iter().map(|flag| (*flag).to_owned()));
+            let client = peer_tls_with(&dir.path().join("a"), &flags).client.unwrap();
+            handshake_with(client, dialled.clone())
+        };
+        assert_eq!(outcome(&[]).await, Ok(()));
+        assert_eq!(
+            outcome(&["--peer-cert-allowed-cn", "member-b"]).await,
+            Ok(())
+        );
+        assert_eq!(
+            outcome(&["--peer-cert-allowed-hostname", "127.0.0.1"]).await,
+            Ok(())
+        );
+        for refused in [
+            ["--peer-cert-allowed-cn", "member-a"],
+            ["--peer-cert-allowed-hostname", "member-b.example"],
+        ] {
+            let error = outcome(&refused).await.unwrap_err();
+            assert!(
+                error.contains("client certificate authentication failed"),
+                "{refused:?}: {error}"
+            );
+        }
     }
 
     #[test]
