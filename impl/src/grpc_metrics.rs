@@ -159,16 +159,18 @@ impl Method {
         STARTED[self.0].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A counter of the messages this call receives.
+    /// A counter of the messages this call receives (and of their bytes, into
+    /// `etcd_network_client_grpc_received_bytes_total`).
     #[must_use]
     pub fn received(self) -> Messages {
-        Messages::counting(&RECEIVED[self.0])
+        Messages::counting(&RECEIVED[self.0], &crate::metrics::GRPC_RECEIVED_BYTES)
     }
 
-    /// A counter of the messages this call sends.
+    /// A counter of the messages this call sends (and of their bytes, into
+    /// `etcd_network_client_grpc_sent_bytes_total`).
     #[must_use]
     pub fn sent(self) -> Messages {
-        Messages::counting(&SENT[self.0])
+        Messages::counting(&SENT[self.0], &crate::metrics::GRPC_SENT_BYTES)
     }
 
     /// Counts a call handled with status `code` (below `CODES.len()`).
@@ -180,28 +182,34 @@ impl Method {
 }
 
 /// Counts the messages of one direction of a call from its body's bytes (each message
-/// is a 1-byte flag and a 4-byte big-endian length, then the message).
+/// is a 1-byte flag and a 4-byte big-endian length, then the message), and the bytes of
+/// the messages without those 5-byte prefixes: etcd counts the bytes its gRPC codec
+/// encodes and decodes, the messages only.
 #[derive(Debug)]
 pub struct Messages {
     counter: &'static AtomicU64,
+    bytes: &'static AtomicU64,
     prefix: [u8; 5],
     prefix_len: usize,
     remaining: u64,
 }
 
 impl Messages {
-    fn counting(counter: &'static AtomicU64) -> Messages {
+    fn counting(counter: &'static AtomicU64, bytes: &'static AtomicU64) -> Messages {
         Messages {
             counter,
+            bytes,
             prefix: [0; 5],
             prefix_len: 0,
             remaining: 0,
         }
     }
 
-    /// Reads the next bytes of the body and counts the messages that begin in them.
+    /// Reads the next bytes of the body and counts the messages that begin in them and
+    /// the message bytes among them.
     pub fn feed(&mut self, mut data: &[u8]) {
         let mut begun = 0;
+        let mut message_bytes = 0;
         while !data.is_empty() {
             if self.remaining > 0 {
                 let skip = usize::try_from(self.remaining)
@@ -209,6 +217,7 @@ impl Messages {
                     .min(data.len());
                 data = &data[skip..];
                 self.remaining -= skip as u64;
+                message_bytes += skip as u64;
                 continue;
             }
             let take = (self.prefix.len() - self.prefix_len).min(data.len());
@@ -224,6 +233,9 @@ impl Messages {
         }
         if begun > 0 {
             self.counter.fetch_add(begun, Ordering::Relaxed);
+        }
+        if message_bytes > 0 {
+            self.bytes.fetch_add(message_bytes, Ordering::Relaxed);
         }
     }
 }
@@ -361,14 +373,18 @@ mod tests {
             body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
             body.extend_from_slice(message);
         }
-        let mut messages = observe.sent();
+        static BYTES: AtomicU64 = AtomicU64::new(0);
+        let mut messages = Messages::counting(&SENT[observe.0], &BYTES);
         for chunk in body.chunks(2) {
             messages.feed(chunk);
         }
         assert_eq!(SENT[observe.0].load(Ordering::Relaxed) - before, 3);
-        let mut whole = observe.sent();
+        // The messages' bytes, without their 5-byte prefixes.
+        assert_eq!(BYTES.load(Ordering::Relaxed), 303);
+        let mut whole = Messages::counting(&SENT[observe.0], &BYTES);
         whole.feed(&body);
         assert_eq!(SENT[observe.0].load(Ordering::Relaxed) - before, 6);
+        assert_eq!(BYTES.load(Ordering::Relaxed), 606);
     }
 
     #[test]

@@ -324,10 +324,11 @@ pub async fn cors(
     response
 }
 
-/// Middleware counting each gRPC call on the client port: the bytes of request and
-/// response bodies (messages with their length prefixes) into
-/// `etcd_network_client_grpc_{received,sent}_bytes_total`, and the calls, their
-/// messages and their status codes into the `grpc_server_*` families
+/// Middleware counting each gRPC call on the client port: the bytes of the request and
+/// response messages (without their 5-byte length prefixes, as etcd counts what its
+/// codec decodes and encodes; nothing for a path that names no served method, whose
+/// request etcd never decodes) into `etcd_network_client_grpc_{received,sent}_bytes_total`,
+/// and the calls, their messages and their status codes into the `grpc_server_*` families
 /// ([`crate::grpc_metrics`]).
 pub async fn count_grpc(
     request: axum::extract::Request,
@@ -338,7 +339,6 @@ pub async fn count_grpc(
     if !is_grpc(request.headers()) {
         return next.run(request).await;
     }
-    // Only the bytes are counted for a path that names no served method.
     let method = Method::of_path(request.uri().path());
     if let Some(method) = method {
         method.started();
@@ -347,11 +347,8 @@ pub async fn count_grpc(
     let request = request.map(|body| {
         axum::body::Body::new(
             body.map_frame(move |frame: http_body::Frame<bytes::Bytes>| {
-                if let Some(data) = frame.data_ref() {
-                    metrics::GRPC_RECEIVED_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if let Some(received) = received.as_mut() {
-                        received.feed(data);
-                    }
+                if let (Some(data), Some(received)) = (frame.data_ref(), received.as_mut()) {
+                    received.feed(data);
                 }
                 frame
             }),
@@ -368,11 +365,8 @@ pub async fn count_grpc(
     response.map(|body| {
         axum::body::Body::new(
             body.map_frame(move |frame: http_body::Frame<bytes::Bytes>| {
-                if let Some(data) = frame.data_ref() {
-                    metrics::GRPC_SENT_BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if let Some(sent) = sent.as_mut() {
-                        sent.feed(data);
-                    }
+                if let (Some(data), Some(sent)) = (frame.data_ref(), sent.as_mut()) {
+                    sent.feed(data);
                 }
                 if let (Some(outcome), Some(trailers)) = (outcome.as_mut(), frame.trailers_ref()) {
                     outcome.finish(trailers.get("grpc-status").map(|value| value.as_bytes()));
