@@ -388,10 +388,12 @@ impl<B: Backend> Store<B> {
     fn record(&mut self, rev: Revision, kv: KeyValue, tombstone: bool) {
         self.pending
             .put(Bucket::Key, rev.to_key_bytes(tombstone), kv.encode());
-        self.index
-            .entry(kv.key.clone())
-            .or_default()
-            .push((rev, tombstone));
+        match self.index.get_mut(&kv.key) {
+            Some(revs) => revs.push((rev, tombstone)),
+            None => {
+                self.index.insert(kv.key.clone(), vec![(rev, tombstone)]);
+            }
+        }
         self.history.insert(rev, Record { kv, tombstone });
     }
 
@@ -404,9 +406,17 @@ impl<B: Backend> Store<B> {
         }
     }
 
-    /// Writes one put inside `w` (etcd `storeTxnWrite.put`).
-    fn put_in(&mut self, w: &mut WriteTxn, key: &[u8], value: Vec<u8>, lease: LeaseId) {
-        let prev = self.latest(key, w.read_rev()).cloned();
+    /// Writes one put inside `w` (etcd `storeTxnWrite.put`); `prev` is the key's value
+    /// as `w` reads it.
+    fn put_in(
+        &mut self,
+        w: &mut WriteTxn,
+        key: &[u8],
+        value: Vec<u8>,
+        lease: LeaseId,
+        prev: Option<KeyValue>,
+    ) {
+        let read = w.read_rev();
         let rev = w.next();
         let (create_revision, version) = prev
             .as_ref()
@@ -430,8 +440,12 @@ impl<B: Backend> Store<B> {
                 .or_default()
                 .insert(key.to_vec());
         }
+        // The event's previous value is the key's before this revision; when `w` reads
+        // at exactly that revision (no earlier change in this txn) it is `prev`.
         let prev_kv = if version == 1 {
             None
+        } else if read == rev.main - 1 {
+            prev.filter(|_| read >= self.compacted && read >= 1)
         } else {
             self.kv_at(key, rev.main - 1)
         };
@@ -505,10 +519,11 @@ impl<B: Backend> Store<B> {
             (Some(p), true) => p.lease,
             _ => req.lease,
         };
-        self.put_in(w, &req.key, value, lease);
+        let prev_kv = if req.prev_kv { prev.clone() } else { None };
+        self.put_in(w, &req.key, value, lease, prev);
         PutResponse {
             revision: w.begin + 1,
-            prev_kv: if req.prev_kv { prev } else { None },
+            prev_kv,
         }
     }
 
