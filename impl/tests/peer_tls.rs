@@ -1,7 +1,7 @@
 //! Peer TLS end to end: 3-member clusters of real `oxetcd` processes whose peer URLs are
 //! `https://`, with certificates from a CA generated at test time (and client certificate
 //! auth) or from `--peer-auto-tls`; a member whose certificate another CA signed is not
-//! admitted.
+//! admitted, and a member allowing another CommonName neither admits nor dials the others.
 
 #![allow(
     clippy::unwrap_used,
@@ -156,4 +156,50 @@ fn a_member_with_a_certificate_from_another_ca_is_not_admitted() {
         admitted.contains("embed: rejected connection from \"127.0.0.1:"),
         "{admitted}"
     );
+}
+
+/// `--peer-cert-allowed-cn` is checked on both sides, as etcd checks it: a member whose
+/// allowed CommonName the others' certificates do not show refuses their connections
+/// and does not dial them either (their server certificate fails the same check).
+#[test]
+fn a_member_allowing_another_cn_neither_admits_nor_dials_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), &[]);
+    let (mut members, initial_cluster) = cluster_with(dir.path(), "https");
+    for member in &mut members {
+        member.extra = peer_flags(&pki);
+    }
+    members[2]
+        .extra
+        .extend(["--peer-cert-allowed-cn".to_owned(), "another".to_owned()]);
+    for member in &mut members {
+        member.start(&initial_cluster, "new");
+    }
+    for member in &members {
+        member.wait_ready();
+    }
+    let leader = wait_leader(&members, &[0, 1]);
+    assert_eq!(members[1 - leader].ok(&["put", "k", "v"]).trim(), "OK");
+    wait_local_value(&members[1 - leader], "k", "v");
+
+    // The outsider's dials fail on the others' certificate (CN "server"), with etcd's
+    // text; no stream of its own ever comes up.
+    let deadline = std::time::Instant::now() + common::cluster::WAIT;
+    let dial_refused = |log: &str| {
+        log.lines().any(|line| {
+            line.contains("failed to dial")
+                && line.contains("client certificate authentication failed")
+        })
+    };
+    while !dial_refused(&members[2].log()) {
+        assert!(std::time::Instant::now() < deadline, "{}", members[2].log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let outsider = members[2].log();
+    assert!(
+        !outsider.contains("established a TCP streaming connection"),
+        "{outsider}"
+    );
+    let outsider_leader = members[2].status().map_or(0, |(_, leader)| leader);
+    assert_eq!(outsider_leader, 0, "{outsider}");
 }
