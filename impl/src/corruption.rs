@@ -580,8 +580,24 @@ pub fn spawn_periodic(
                 });
                 let node = node.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = node.propose(alarm).await {
-                        tracing::warn!("etcdserver: raising the CORRUPT alarm failed: {error}");
+                    let raised = |node: &NodeHandle| {
+                        node.state.read().is_ok_and(|state| {
+                            state
+                                .alarms()
+                                .get(AlarmType::Corrupt)
+                                .iter()
+                                .any(|raised| raised.member_id == member_id)
+                        })
+                    };
+                    let already = raised(&node);
+                    match node.propose(alarm).await {
+                        Ok(_) if !already && raised(&node) => {
+                            tracing::warn!("etcdserver: alarm CORRUPT raised by peer {member_id:x}")
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!("etcdserver: raising the CORRUPT alarm failed: {error}");
+                        }
                     }
                 });
             }

@@ -3,7 +3,9 @@
 //! members answer `/members/hashkv` on their peer ports with the hash etcdctl's
 //! `endpoint hashkv` gives; the leader's periodic check and a restarted member's initial
 //! check ask the peers over those ports (a stopped peer shows in etcd's "hash-kv error"
-//! line), pass on consistent data and raise no CORRUPT alarm.
+//! line), pass on consistent data and raise no CORRUPT alarm. A fake third member that
+//! answers another hash gets the CORRUPT alarm raised (for member 0, as etcd 3.4.23
+//! raises it) and the cluster refuses writes.
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
@@ -177,4 +179,101 @@ fn the_corruption_checks_ask_every_peer_and_pass_on_consistent_data() {
         assert!(!log.contains("from member"), "{log}");
         assert!(!log.contains("mismatched hashes"), "{log}");
     }
+}
+
+/// A fake third member: its peer port answers every `/members/hashkv` with `hash` at the
+/// revision asked (and closes every other connection, Raft streams included). Runs
+/// until the test process ends.
+fn fake_member(port: u16, hash: u32) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                for _ in 0..16 {
+                    let Ok(read) = stream.read(&mut buffer) else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    if !head.starts_with("GET /members/hashkv ") {
+                        return;
+                    }
+                    let Ok(asked) = serde_json::from_str::<serde_json::Value>(body) else {
+                        continue;
+                    };
+                    let revision = asked["revision"].as_i64().unwrap_or(0);
+                    let answer = format!(
+                        r#"{{"header":{{"revision":{revision}}},"hash":{hash},"compact_revision":-1}}"#
+                    );
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    return;
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_peer_answering_another_hash_raises_the_corrupt_alarm_as_etcd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut members, initial_cluster) = cluster(dir.path());
+    // The third member is a fake whose hash never matches (no real hash is 12345 here).
+    fake_member(members[2].peer_port, 12345);
+    for member in &mut members[..2] {
+        member.extra = ["--experimental-corrupt-check-time", "1s"]
+            .map(String::from)
+            .to_vec();
+        member.start(&initial_cluster, "new");
+    }
+    for member in &members[..2] {
+        member.wait_ready();
+    }
+    let leader = wait_leader(&members, &[0, 1]);
+    members[leader].ok(&["put", "k", "v"]);
+
+    // etcd raises one alarm for member 0 (the answer's header names none), and the
+    // cluster then refuses writes.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let alarms = members[leader].ok(&["alarm", "list"]);
+        if alarms.contains("CORRUPT") {
+            assert_eq!(alarms.trim(), "alarm:CORRUPT", "{alarms}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", members[leader].log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = members[leader].log();
+    assert!(
+        log.contains("expected hash")
+            && log
+                .lines()
+                .any(|line| line.contains("hash 12345 at revision")),
+        "{log}"
+    );
+    assert!(log.contains("alarm CORRUPT raised by peer 0"), "{log}");
+    let refused = members[1 - leader].etcdctl(&["put", "k", "w"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("etcdserver: corrupt cluster"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
