@@ -22,6 +22,14 @@
 //! thread, never the runtime serving the API, and inputs keep queueing (into the next
 //! group commit) while one is in flight.
 //!
+//! Applying during the fsync: the committed entries of a Ready that this member had
+//! already made durable before it (on a leader, all of them: they were appended and
+//! synced by an earlier Ready) are applied and answered while a second thread (the
+//! syncer) runs this Ready's fsync, as etcd applies in parallel with its WAL sync; the
+//! applied state's writes wait in memory meanwhile (the fsync holds fjall's journal)
+//! and go to fjall as one batch when it is done ([`FjallBackend::defer`]). Committed
+//! entries not yet durable here (a follower's) are applied after the fsync.
+//!
 //! Membership: a member add/remove/update/promote arrives as [`Input::ProposeConfChange`]
 //! with its check (etcd's strict reconfiguration checks and `ValidateConfigurationChange`),
 //! run here against the applied membership just before the Raft conf change is proposed
@@ -60,7 +68,7 @@ use oxetcd_spec::lease::LeaseId;
 use oxetcd_spec::membership::{Cluster, MembershipError};
 use oxetcd_spec::mvcc::Event;
 use oxetcd_spec::raft::{
-    ConfChange, EntryPayload, LogIndex, Node, NodeId, Ready, Role, Snapshot, Storage,
+    ConfChange, Entry, EntryPayload, LogIndex, Node, NodeId, Ready, Role, Snapshot, Storage,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -495,6 +503,55 @@ struct NodeLoop {
     snapshotting: Option<Snapshotting>,
     /// Proposals made while no leader was known, retried on tick.
     unled: Vec<Unled>,
+    /// The thread that runs a Ready's fsync while the loop applies (see the module docs).
+    syncer: Syncer,
+    /// The applied state's backend (a handle on the one inside `handle.state`), whose
+    /// writes are deferred while the syncer holds the journal.
+    backend: FjallBackend,
+}
+
+/// A thread that syncs the data dir on request, so that the node loop can apply
+/// entries that are already durable while a Ready's fsync runs. It ends with the loop
+/// (its request channel closes).
+struct Syncer {
+    start: std::sync::mpsc::Sender<()>,
+    done: std::sync::mpsc::Receiver<Result<Duration, String>>,
+}
+
+impl Syncer {
+    fn spawn(data: crate::storage::DataDir) -> std::io::Result<Syncer> {
+        let (start, starts) = std::sync::mpsc::channel::<()>();
+        let (finished, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("oxetcd-fsync".to_owned())
+            .spawn(move || {
+                while starts.recv().is_ok() {
+                    let started = Instant::now();
+                    let result = data
+                        .sync()
+                        .map(|()| started.elapsed())
+                        .map_err(|error| error.to_string());
+                    if finished.send(result).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Syncer { start, done })
+    }
+
+    /// Starts a sync.
+    fn begin(&self) -> Result<(), String> {
+        self.start
+            .send(())
+            .map_err(|_| "the fsync thread has stopped".to_owned())
+    }
+
+    /// Waits for the sync started last; its duration.
+    fn wait(&self) -> Result<Duration, String> {
+        self.done
+            .recv()
+            .map_err(|_| "the fsync thread has stopped".to_owned())?
+    }
 }
 
 /// A snapshot file being written by a blocking task.
@@ -529,6 +586,7 @@ pub fn start(
     config: LoopConfig,
     transport: Option<crate::peer::Transport>,
 ) -> (NodeHandle, tokio::task::JoinHandle<Result<(), String>>) {
+    let node_storage_dir = node.storage().data_dir().clone();
     let (sender, inputs) = mpsc::channel(4096);
     let (events, _) = broadcast::channel(4096);
     let applied = state.applied_index();
@@ -548,10 +606,15 @@ pub fn start(
         .status
         .applied_index
         .store(applied, Ordering::Relaxed);
-    let node_loop = NodeLoop {
+    let backend = match handle.state.read() {
+        Ok(state) => state.store().backend().clone(),
+        Err(poisoned) => poisoned.into_inner().store().backend().clone(),
+    };
+    let loop_handle = handle.clone();
+    let make_loop = move |syncer: Syncer| NodeLoop {
         last_compaction: node.first_index().0.saturating_sub(1),
         node,
-        handle: handle.clone(),
+        handle: loop_handle,
         config,
         inputs,
         waiting: BTreeMap::new(),
@@ -563,6 +626,8 @@ pub fn start(
         revoking: BTreeSet::new(),
         snapshotting: None,
         unled: Vec::new(),
+        syncer,
+        backend,
     };
     // Held by a task of the calling runtime: dropped when that runtime shuts down, which
     // tells the loop's thread to end (the runtime's shutdown waits for it).
@@ -571,12 +636,14 @@ pub fn start(
         let _alive = alive;
         std::future::pending::<()>().await;
     });
+    let data = node_storage_dir.clone();
     let task = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|error| format!("node loop runtime: {error}"))?;
-        runtime.block_on(node_loop.run(runtime_gone))
+        let syncer = Syncer::spawn(data).map_err(|error| format!("fsync thread: {error}"))?;
+        runtime.block_on(make_loop(syncer).run(runtime_gone))
     });
     (handle, task)
 }
@@ -870,6 +937,20 @@ impl NodeLoop {
         if let Some(snapshot) = &ready.snapshot {
             self.check_snapshot_file(snapshot)?;
         }
+        // Committed entries this member had made durable before this Ready (on a leader,
+        // all of them): applied and answered while this Ready's fsync runs (see the
+        // module docs); the others only once it is done.
+        let stable = self.node.storage().last_index();
+        let early = if ready.snapshot.is_some() {
+            0
+        } else {
+            ready
+                .committed_entries
+                .iter()
+                .take_while(|entry| entry.index <= stable)
+                .count()
+        };
+        let (durable, rest) = ready.committed_entries.split_at(early);
         // Contract step 3: messages that need nothing durable.
         self.send(&ready.messages);
         // Step 4: persist, one fsync for the whole Ready.
@@ -877,7 +958,12 @@ impl NodeLoop {
             .storage_mut()
             .persist_ready(ready)
             .map_err(|error| format!("persisting Raft state: {error}"))?;
-        if ready.must_sync {
+        if let Some(soft) = &ready.soft_state {
+            self.on_soft_state(soft.leader.map_or(0, |id| id.0), soft.role);
+        }
+        if !ready.must_sync {
+            self.apply_committed(durable)?;
+        } else if durable.is_empty() {
             let started = Instant::now();
             self.node
                 .storage()
@@ -885,18 +971,26 @@ impl NodeLoop {
                 .sync()
                 .map_err(|error| error.to_string())?;
             self.handle.status.record_fsync(started.elapsed());
+        } else {
+            // The fsync holds fjall's journal: the applied state's writes wait in memory
+            // until it is done, then go to fjall as one batch (`FjallBackend::defer`).
+            self.syncer.begin()?;
+            self.backend.defer();
+            let applied = self.apply_committed(durable);
+            let synced = self.syncer.wait();
+            let flushed = self.backend.flush().map_err(|error| error.message);
+            applied?;
+            self.handle.status.record_fsync(synced?);
+            flushed?;
         }
         // Step 5: messages that promise durable state, now that it is.
         self.send(&ready.messages_after_persist);
-        if let Some(soft) = &ready.soft_state {
-            self.on_soft_state(soft.leader.map_or(0, |id| id.0), soft.role);
-        }
-        // Step 6: apply (the snapshot first: the Raft snapshot record is durable, so a
-        // crash from here on installs it again at restart).
+        // Step 6: apply the rest (the snapshot first: the Raft snapshot record is
+        // durable, so a crash from here on installs it again at restart).
         if let Some(snapshot) = &ready.snapshot {
             self.install_snapshot(snapshot)?;
         }
-        self.apply_committed(ready)?;
+        self.apply_committed(rest)?;
         for read_state in &ready.read_states {
             let Ok(bytes) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else {
                 continue;
@@ -947,8 +1041,8 @@ impl NodeLoop {
         }
     }
 
-    fn apply_committed(&mut self, ready: &Ready) -> Result<(), String> {
-        if ready.committed_entries.is_empty() {
+    fn apply_committed(&mut self, committed: &[Entry]) -> Result<(), String> {
+        if committed.is_empty() {
             return Ok(());
         }
         let now_ms = self.handle.now_ms();
@@ -957,7 +1051,7 @@ impl NodeLoop {
             .state
             .write()
             .map_err(|_| "state lock poisoned".to_owned())?;
-        for entry in &ready.committed_entries {
+        for entry in committed {
             let index = entry.index.0;
             // A conf change carries its membership command in its context (none: a
             // change made without one, applied as empty).

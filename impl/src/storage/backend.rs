@@ -8,8 +8,17 @@
 //! syncs the shared journal once per Ready before acknowledging anything (see
 //! [`super`]). A crash can lose the last batches, never part of one, and the Raft log
 //! replays them because the applied index is written inside each batch.
+//!
+//! Deferred writes: while the node loop's fsync holds the journal, it applies entries
+//! that were already durable ([`FjallBackend::defer`]); their batches then gather in
+//! memory and go to fjall as one batch at [`FjallBackend::flush`], once the fsync is
+//! done. Every read of the backend (`get`, `scan`, [`FjallBackend::view`]) flushes
+//! first, so nothing ever reads fjall without the writes already applied, and every
+//! commit to fjall happens under the lock of the held-back writes, so batches reach
+//! fjall in the order they were written, whichever thread flushes them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use fjall::Keyspace;
 use oxetcd_spec::mvcc::{Backend, BackendError, BatchOp, Bucket, Pairs, WriteBatch};
@@ -21,6 +30,26 @@ use super::{DataDir, StorageError};
 pub struct FjallBackend {
     data: DataDir,
     buckets: BTreeMap<Bucket, KeyspaceHandle>,
+    /// Writes held back while deferring (shared by clones: one backend, one buffer).
+    deferred: Arc<Mutex<Deferred>>,
+}
+
+/// The writes held back by [`FjallBackend::defer`].
+#[derive(Default)]
+struct Deferred {
+    /// Whether writes are held back now.
+    on: bool,
+    /// The batches held back, in order.
+    ops: Vec<BatchOp>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("on", &self.on)
+            .field("ops", &self.ops.len())
+            .finish()
+    }
 }
 
 /// A keyspace handle with a `Debug` the derive can use.
@@ -60,7 +89,65 @@ impl FjallBackend {
                 })?;
             buckets.insert(bucket, KeyspaceHandle(keyspace));
         }
-        Ok(FjallBackend { data, buckets })
+        Ok(FjallBackend {
+            data,
+            buckets,
+            deferred: Arc::default(),
+        })
+    }
+
+    /// Holds back the writes from now on, until [`FjallBackend::flush`] (see the module
+    /// docs).
+    pub fn defer(&self) {
+        if let Ok(mut deferred) = self.deferred.lock() {
+            deferred.on = true;
+        }
+    }
+
+    /// Writes what was held back as one fjall batch and stops holding writes back.
+    ///
+    /// # Errors
+    /// fjall's error (the held-back writes are then lost from the backend, not from the
+    /// Raft log: the caller must stop, and a restart applies them again).
+    pub fn flush(&self) -> Result<(), BackendError> {
+        let mut deferred = self.lock_deferred()?;
+        deferred.on = false;
+        self.commit(std::mem::take(&mut deferred.ops))
+    }
+
+    /// The deferred writes, locked. Every commit to fjall happens under this lock, so
+    /// batches reach fjall in the order they were written, whoever flushes them.
+    fn lock_deferred(&self) -> Result<std::sync::MutexGuard<'_, Deferred>, BackendError> {
+        self.deferred
+            .lock()
+            .map_err(|_| backend_error("deferred writes lock poisoned"))
+    }
+
+    /// Commits `ops` as one fjall batch, timed as a backend commit (called with the
+    /// deferred writes locked).
+    fn commit(&self, ops: Vec<BatchOp>) -> Result<(), BackendError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut fjall_batch = self.data.db.batch();
+        for op in ops {
+            match op {
+                BatchOp::Put { bucket, key, value } => {
+                    fjall_batch.insert(self.keyspace(bucket)?, key, value);
+                }
+                BatchOp::Delete { bucket, key } => fjall_batch.remove(self.keyspace(bucket)?, key),
+            }
+        }
+        let started = std::time::Instant::now();
+        let committed = fjall_batch.commit().map_err(backend_error);
+        crate::metrics::BACKEND_COMMIT.observe(started.elapsed());
+        committed
+    }
+
+    /// Writes anything held back, staying in the current mode: called before every read.
+    fn flush_held(&self) -> Result<(), BackendError> {
+        let mut deferred = self.lock_deferred()?;
+        self.commit(std::mem::take(&mut deferred.ops))
     }
 
     fn keyspace(&self, bucket: Bucket) -> Result<&Keyspace, BackendError> {
@@ -91,6 +178,10 @@ impl FjallBackend {
     /// A point-in-time view of every bucket, taken now: later writes are not seen by
     /// it, so it can be read on another thread while the node loop goes on applying.
     pub fn view(&self) -> BackendView {
+        if let Err(error) = self.flush_held() {
+            // The node loop stops on the same error at its own flush.
+            tracing::error!("writing the deferred backend writes: {}", error.message);
+        }
         BackendView {
             snapshot: self.data.db.snapshot(),
             buckets: self.buckets.clone(),
@@ -102,6 +193,8 @@ impl FjallBackend {
     /// # Errors
     /// fjall's error.
     pub fn insert_all(&self, pairs: &[(Bucket, Vec<u8>, Vec<u8>)]) -> Result<(), BackendError> {
+        let mut deferred = self.lock_deferred()?;
+        self.commit(std::mem::take(&mut deferred.ops))?;
         let mut batch = self.data.db.batch();
         for (bucket, key, value) in pairs {
             batch.insert(self.keyspace(*bucket)?, key.as_slice(), value.as_slice());
@@ -112,6 +205,7 @@ impl FjallBackend {
 
 impl Backend for FjallBackend {
     fn get(&self, bucket: Bucket, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.flush_held()?;
         Ok(self
             .keyspace(bucket)?
             .get(key)
@@ -120,6 +214,7 @@ impl Backend for FjallBackend {
     }
 
     fn scan(&self, bucket: Bucket, from: &[u8]) -> Result<Pairs, BackendError> {
+        self.flush_held()?;
         let mut pairs = Vec::new();
         for item in self.keyspace(bucket)?.range(from..) {
             let (key, value) = item.into_inner().map_err(backend_error)?;
@@ -132,19 +227,12 @@ impl Backend for FjallBackend {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut fjall_batch = self.data.db.batch();
-        for op in batch.ops {
-            match op {
-                BatchOp::Put { bucket, key, value } => {
-                    fjall_batch.insert(self.keyspace(bucket)?, key, value);
-                }
-                BatchOp::Delete { bucket, key } => fjall_batch.remove(self.keyspace(bucket)?, key),
-            }
+        let mut deferred = self.lock_deferred()?;
+        if deferred.on {
+            deferred.ops.extend(batch.ops);
+            return Ok(());
         }
-        let started = std::time::Instant::now();
-        let committed = fjall_batch.commit().map_err(backend_error);
-        crate::metrics::BACKEND_COMMIT.observe(started.elapsed());
-        committed
+        self.commit(batch.ops)
     }
 }
 

@@ -20,7 +20,10 @@
 //!    promise that state is durable).
 //! 6. **Apply**: restore the application from `rd.snapshot` if any, then apply
 //!    `rd.committed_entries` in order (through `spec::apply`), then answer the reads in
-//!    `rd.read_states` once the applied index reaches each `ReadState::index`.
+//!    `rd.read_states` once the applied index reaches each `ReadState::index`. Committed
+//!    entries at or below the last index this member had persisted before `rd` (and no
+//!    snapshot in `rd`) may be applied earlier, while 4 runs: they are committed and
+//!    durable here already (etcd applies in parallel with its WAL sync the same way).
 //! 7. **Advance**: `node.advance(rd.ack())`. The node then marks the entries stable,
 //!    counts itself towards commit if leader, marks the committed entries applied and
 //!    applies configuration changes among them.
