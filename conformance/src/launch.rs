@@ -8,7 +8,7 @@
 //! the error. Dropping a [`Launched`] kills the process and removes the data dir.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,8 +37,7 @@ pub struct Launched {
 }
 
 fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
-    Ok(l.local_addr()?.port())
+    crate::ports::free_port().context("picking a free port")
 }
 
 impl Launcher {

@@ -5,6 +5,7 @@
 pub mod deviations;
 pub mod grpc;
 pub mod launch;
+pub mod ports;
 pub mod report;
 pub mod runner;
 pub mod suite;

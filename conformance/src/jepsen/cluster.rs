@@ -45,11 +45,7 @@ pub struct Cluster {
     initial_cluster: String,
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
+pub use crate::ports::free_port;
 
 /// Error of cluster operations.
 #[derive(Debug)]

@@ -1,6 +1,5 @@
 //! Starts a throwaway real etcd 3.4.23 on free loopback ports for the suite's tests.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +13,7 @@ pub struct RealEtcd {
 }
 
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    oxetcd_conformance::ports::free_port().expect("a free port")
 }
 
 impl RealEtcd {

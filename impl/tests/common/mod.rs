@@ -13,20 +13,17 @@ pub mod session;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A port the OS says is free right now.
+/// A port free right now, outside the range outgoing connections take their source
+/// ports from (`oxetcd_conformance::ports`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    oxetcd_conformance::ports::free_port().unwrap()
 }
 
 /// The `oxetcd` binary under test: `$OXETCD_BIN`, else the one Cargo built for this test
