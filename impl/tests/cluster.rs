@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{
     Member, WAIT, cluster, member, retry_ok, start_cluster, start_new, wait_leader,
-    wait_local_value,
+    wait_local_value, wait_log,
 };
 
 #[test]
@@ -180,20 +180,6 @@ fn local_keys(member: &Member, prefix: &str) -> usize {
     String::from_utf8_lossy(&output.stdout)
         .split_whitespace()
         .count()
-}
-
-/// Waits until `member`'s log contains `text`.
-fn wait_log(member: &Member, text: &str) {
-    let deadline = Instant::now() + WAIT;
-    while !member.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "{} never logged {text:?}; log:\n{}",
-            member.name,
-            member.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -15,20 +15,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Member, WAIT, cluster, start_new, wait_leader, wait_local_value};
-
-fn wait_log(member: &Member, text: &str) {
-    let deadline = Instant::now() + WAIT;
-    while !member.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "{} never logged {text:?}; log:\n{}",
-            member.name,
-            member.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::cluster::{Member, WAIT, cluster, start_new, wait_leader, wait_local_value, wait_log};
 
 /// `GET /members/hashkv` on `member`'s peer port with a JSON body, as a peer asks it;
 /// (status line and headers, body).

@@ -226,6 +226,20 @@ pub fn wait_leader(members: &[Member], alive: &[usize]) -> usize {
     );
 }
 
+/// Waits until `member`'s log contains `text`.
+pub fn wait_log(member: &Member, text: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !member.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "{} never logged {text:?}; log:\n{}",
+            member.name,
+            member.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until a serializable (local) read of `key` on `member` gives `value`.
 pub fn wait_local_value(member: &Member, key: &str, value: &str) {
     let deadline = Instant::now() + WAIT;
