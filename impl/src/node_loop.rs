@@ -518,6 +518,14 @@ struct Syncer {
     done: std::sync::mpsc::Receiver<Result<Duration, String>>,
 }
 
+/// Syncs `data`; how long it took.
+fn timed_sync(data: &crate::storage::DataDir) -> Result<Duration, String> {
+    let started = Instant::now();
+    data.sync()
+        .map(|()| started.elapsed())
+        .map_err(|error| error.to_string())
+}
+
 impl Syncer {
     fn spawn(data: crate::storage::DataDir) -> std::io::Result<Syncer> {
         let (start, starts) = std::sync::mpsc::channel::<()>();
@@ -526,12 +534,7 @@ impl Syncer {
             .name("oxetcd-fsync".to_owned())
             .spawn(move || {
                 while starts.recv().is_ok() {
-                    let started = Instant::now();
-                    let result = data
-                        .sync()
-                        .map(|()| started.elapsed())
-                        .map_err(|error| error.to_string());
-                    if finished.send(result).is_err() {
+                    if finished.send(timed_sync(&data)).is_err() {
                         return;
                     }
                 }
@@ -636,13 +639,13 @@ pub fn start(
         let _alive = alive;
         std::future::pending::<()>().await;
     });
-    let data = node_storage_dir.clone();
     let task = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|error| format!("node loop runtime: {error}"))?;
-        let syncer = Syncer::spawn(data).map_err(|error| format!("fsync thread: {error}"))?;
+        let syncer =
+            Syncer::spawn(node_storage_dir).map_err(|error| format!("fsync thread: {error}"))?;
         runtime.block_on(make_loop(syncer).run(runtime_gone))
     });
     (handle, task)
@@ -964,13 +967,8 @@ impl NodeLoop {
         if !ready.must_sync {
             self.apply_committed(durable)?;
         } else if durable.is_empty() {
-            let started = Instant::now();
-            self.node
-                .storage()
-                .data_dir()
-                .sync()
-                .map_err(|error| error.to_string())?;
-            self.handle.status.record_fsync(started.elapsed());
+            let took = timed_sync(self.node.storage().data_dir())?;
+            self.handle.status.record_fsync(took);
         } else {
             // The fsync holds fjall's journal: the applied state's writes wait in memory
             // until it is done, then go to fjall as one batch (`FjallBackend::defer`).
